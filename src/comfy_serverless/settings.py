@@ -1,0 +1,204 @@
+"""Every knob of the worker, read once from the environment into one typed object.
+
+Each field's environment variable is its upper-case name (``comfyui_dir`` -> ``COMFYUI_DIR``).
+The README's configuration table is generated from this class (see ``settings_table``).
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+import tempfile
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class OutputFormat(StrEnum):
+    """Shape of a successful job's result."""
+
+    NATIVE = "native"
+    WORKER_COMFYUI = "worker-comfyui"
+
+
+class DeliveryMode(StrEnum):
+    """How output files leave the worker."""
+
+    INLINE = "inline"
+    S3 = "s3"
+    AUTO = "auto"
+
+
+class Settings(BaseSettings):
+    """Worker configuration. Defaults suit the container image; override through the environment."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+
+    # --- ComfyUI process -------------------------------------------------------------------------
+    comfyui_dir: Annotated[
+        Path | None, Field(description="ComfyUI checkout holding main.py; the worker starts it as a child.")
+    ] = None
+    comfyui_python: Annotated[
+        str, Field(description="Interpreter that runs ComfyUI. Default: the worker's own.")
+    ] = sys.executable
+    comfyui_port: Annotated[int, Field(ge=1, le=65535, description="Loopback port ComfyUI listens on.")] = (
+        8188
+    )
+    comfyui_args: Annotated[
+        str, Field(description="Extra ComfyUI arguments, shell-quoted, e.g. `--cpu --lowvram`.")
+    ] = ""
+    comfyui_url: Annotated[
+        str | None,
+        Field(description="Attach to an already running ComfyUI at this URL and manage no process."),
+    ] = None
+    comfyui_boot_timeout: Annotated[
+        float, Field(gt=0, description="Seconds a job waits for ComfyUI to become ready.")
+    ] = 600.0
+    comfyui_max_restarts: Annotated[
+        int,
+        Field(
+            ge=0,
+            description="Consecutive failed (re)starts after which the worker asks RunPod to replace it.",
+        ),
+    ] = 3
+    comfyui_interrupt_grace: Annotated[
+        float,
+        Field(
+            gt=0,
+            description="Seconds an interrupted prompt may take to stop before ComfyUI is restarted.",
+        ),
+    ] = 30.0
+    comfyui_request_timeout: Annotated[
+        float, Field(gt=0, description="Seconds one HTTP request to ComfyUI may take.")
+    ] = 60.0
+    comfyui_extra_model_paths: Annotated[
+        Path | None,
+        Field(description="extra_model_paths.yaml handed to ComfyUI with --extra-model-paths-config."),
+    ] = None
+    worker_data_dir: Annotated[
+        Path,
+        Field(description="Folder holding ComfyUI's input, output and temp folders, owned by the worker."),
+    ] = Path(tempfile.gettempdir()) / "comfy-serverless"
+    comfyui_input_dir: Annotated[
+        Path | None, Field(description="Attach mode: ComfyUI's input folder, so job inputs can be removed.")
+    ] = None
+    comfyui_output_dir: Annotated[
+        Path | None,
+        Field(description="Attach mode: ComfyUI's output folder, read directly and cleaned after each job."),
+    ] = None
+    comfyui_temp_dir: Annotated[
+        Path | None, Field(description="Attach mode: ComfyUI's temp folder, cleaned after each job.")
+    ] = None
+
+    # --- Jobs ------------------------------------------------------------------------------------
+    job_timeout_default: Annotated[
+        float, Field(gt=0, description="Seconds a job may run when it does not ask for a timeout.")
+    ] = 600.0
+    job_timeout_max: Annotated[float, Field(gt=0, description="Largest `timeout` a job may ask for.")] = (
+        3600.0
+    )
+    max_input_bytes: Annotated[
+        int, Field(gt=0, description="Largest decoded input file accepted, in bytes.")
+    ] = 100 * 1024 * 1024
+    allow_private_input_urls: Annotated[
+        bool,
+        Field(
+            description="Let `images[].image` URLs reach loopback and private networks (off: SSRF guard).",
+        ),
+    ] = False
+    progress_interval: Annotated[
+        float, Field(ge=0, description="Minimum seconds between two progress reports to RunPod.")
+    ] = 0.5
+    output_format: Annotated[
+        OutputFormat,
+        Field(description="`native`, or `worker-comfyui` for that worker's exact result shape."),
+    ] = OutputFormat.NATIVE
+    comfy_org_api_key: Annotated[
+        SecretStr | None,
+        Field(description="Comfy.org key for API nodes, used when a job brings none. Never logged."),
+    ] = None
+
+    # --- Delivery --------------------------------------------------------------------------------
+    delivery: Annotated[
+        DeliveryMode,
+        Field(description="`inline` base64, `s3` upload, or `auto`: inline unless the result is too large."),
+    ] = DeliveryMode.AUTO
+    max_inline_bytes: Annotated[
+        int,
+        Field(gt=0, description="Largest inline result (base64 bytes) before `auto` switches to S3."),
+    ] = 18 * 1024 * 1024
+    s3_endpoint_url: Annotated[str | None, Field(description="S3-compatible endpoint; unset means AWS.")] = (
+        None
+    )
+    s3_bucket: Annotated[str | None, Field(description="Bucket receiving uploaded outputs.")] = None
+    s3_region: Annotated[str | None, Field(description="Bucket region.")] = None
+    s3_access_key_id: Annotated[SecretStr | None, Field(description="S3 access key id.")] = None
+    s3_secret_access_key: Annotated[SecretStr | None, Field(description="S3 secret key.")] = None
+    s3_prefix: Annotated[str, Field(description="Key prefix for uploads; the job id follows it.")] = (
+        "outputs/"
+    )
+    s3_url_expiry: Annotated[
+        int, Field(gt=0, description="Seconds the presigned download URLs stay valid.")
+    ] = 7 * 24 * 3600
+
+    # --- Logging ---------------------------------------------------------------------------------
+    log_level: Annotated[str, Field(description="Worker log level (DEBUG, INFO, WARNING, ERROR).")] = "INFO"
+
+    @field_validator("comfyui_url")
+    @classmethod
+    def _strip_trailing_slash(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value else value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError(f"unknown log level {value!r}")
+        return level
+
+    @model_validator(mode="after")
+    def _timeouts_consistent(self) -> Settings:
+        if self.job_timeout_default > self.job_timeout_max:
+            raise ValueError("JOB_TIMEOUT_DEFAULT must not exceed JOB_TIMEOUT_MAX")
+        return self
+
+    @property
+    def attach_mode(self) -> bool:
+        """True when the worker uses an existing ComfyUI instead of starting one."""
+        return self.comfyui_url is not None
+
+    @property
+    def base_url(self) -> str:
+        """HTTP base URL of ComfyUI."""
+        return self.comfyui_url or f"http://127.0.0.1:{self.comfyui_port}"
+
+    @property
+    def extra_comfyui_args(self) -> list[str]:
+        """COMFYUI_ARGS split like a shell would."""
+        return shlex.split(self.comfyui_args)
+
+    @property
+    def s3_configured(self) -> bool:
+        """True when outputs can be uploaded to S3."""
+        return bool(self.s3_bucket)
+
+
+def settings_table() -> str:
+    """Markdown table of every setting, its default and meaning (the README embeds it)."""
+    rows = ["| Variable | Default | Meaning |", "| --- | --- | --- |"]
+    for name, field in Settings.model_fields.items():
+        default = field.default
+        if name == "comfyui_python":
+            shown = "the worker's Python"
+        elif name == "worker_data_dir":
+            shown = "`$TMPDIR/comfy-serverless`"
+        elif default is None or default == "":
+            shown = "unset"
+        else:
+            shown = f"`{default.value if isinstance(default, StrEnum) else default}`"
+        rows.append(f"| `{name.upper()}` | {shown} | {field.description} |")
+    return "\n".join(rows)
