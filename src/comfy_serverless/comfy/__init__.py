@@ -1,0 +1,1 @@
+"""Everything that speaks ComfyUI's HTTP and WebSocket protocol. Raw ComfyUI dicts stop here."""

@@ -1,0 +1,384 @@
+"""The ComfyUI server's life: start the child process, know when it is ready, notice when it dies,
+restart it, and stop prompts that were abandoned by a timeout or a cancel.
+
+In attach mode (``COMFYUI_URL``) there is no child: readiness is probed and nothing is restarted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from ..errors import ComfyCrashedError, ComfyUnavailableError
+from ..settings import Settings
+from .client import ComfyClient, ComfyConnectionError, PromptTracker
+
+log = logging.getLogger(__name__)
+comfy_log = logging.getLogger("comfyui")
+
+# ComfyUI prints this once its HTTP site is listening (server.py in 0.3.x and 0.8.x).
+_READY_MARKER = "To see the GUI go to:"
+_PROBE_INTERVAL = 0.5
+_LOG_TAIL_LINES = 200
+
+
+def _port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def describe_exit(returncode: int) -> str:
+    """Human wording of a process exit status."""
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        hint = " (often the kernel's out-of-memory killer)" if name == "SIGKILL" else ""
+        return f"was killed by {name}{hint}"
+    return f"exited with code {returncode}"
+
+
+class ComfyProcess:
+    """One ComfyUI child process with its log captured line by line."""
+
+    def __init__(self, argv: list[str], cwd: Path, env: dict[str, str], log_tail: collections.deque[str]):
+        self.argv = argv
+        self.started_at = time.monotonic()
+        self._log_tail = log_tail
+        self.popen = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.pid = self.popen.pid
+
+    def pump(self, on_ready_line: Callable[[], object], on_exit: Callable[[int], None]) -> None:
+        """Read the log until EOF in a daemon thread, then report the exit status."""
+
+        def run() -> None:
+            stream = self.popen.stdout
+            assert stream is not None
+            for raw in iter(stream.readline, b""):
+                line = raw.decode("utf-8", "replace").rstrip()
+                self._log_tail.append(line)
+                comfy_log.debug("%s", line)
+                if _READY_MARKER in line:
+                    on_ready_line()
+            on_exit(self.popen.wait())
+
+        threading.Thread(target=run, name=f"comfyui-log-{self.pid}", daemon=True).start()
+
+    def kill(self) -> None:
+        """Kill ComfyUI and anything it started."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signal.SIGKILL)
+
+    def terminate(self, timeout: float = 10.0) -> None:
+        """Ask ComfyUI to stop, then kill it if it does not."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signal.SIGTERM)
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            self.popen.wait()
+
+
+class ComfySupervisor:
+    """Owns ComfyUI's availability for every job of the worker."""
+
+    def __init__(self, settings: Settings, client: ComfyClient, folders: dict[str, Path] | None = None):
+        self.settings = settings
+        self.client = client
+        self.folders = folders or {}
+        self.log_tail: collections.deque[str] = collections.deque(maxlen=_LOG_TAIL_LINES)
+        self.process: ComfyProcess | None = None
+        self.boots = 0
+        self.failed_boots = 0
+        self.last_boot_seconds: float | None = None
+        self._loop = asyncio.get_running_loop()
+        self._ready: asyncio.Future[None] | None = None
+        self._ready_hint = asyncio.Event()
+        self._boot_task: asyncio.Task[None] | None = None
+        self._draining: set[asyncio.Task[None]] = set()
+        self._expected_exit: set[int] = set()
+        self._closing = False
+
+    @property
+    def managed(self) -> bool:
+        return not self.settings.attach_mode
+
+    @property
+    def is_ready(self) -> bool:
+        return self._ready is not None and self._ready.done() and self._ready.exception() is None
+
+    def tail(self, lines: int = 15) -> str:
+        """The last lines ComfyUI printed, for error messages."""
+        return "\n".join(list(self.log_tail)[-lines:])
+
+    # --- boot --------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Begin booting ComfyUI (or probing it in attach mode) without waiting."""
+        if self._boot_task is not None and not self._boot_task.done():
+            return
+        self._ready = self._loop.create_future()
+        self._ready_hint.clear()
+        self._boot_task = asyncio.create_task(self._boot(self._ready), name="comfyui-boot")
+
+    async def ensure_ready(self) -> None:
+        """Wait until ComfyUI can take a prompt: booted, no abandoned prompt still stopping.
+
+        Raises ComfyUnavailableError when the boot failed; a later call tries again, and after
+        COMFYUI_MAX_RESTARTS failures in a row the error asks RunPod to replace the worker."""
+        while self._draining:
+            await asyncio.wait(set(self._draining))
+        if self._ready is None or (self._ready.done() and self._ready.exception() is not None):
+            if self.failed_boots >= max(self.settings.comfyui_max_restarts, 1) and self._ready is not None:
+                raise ComfyUnavailableError(
+                    f"ComfyUI failed to start {self.failed_boots} times in a row; this worker is being "
+                    f"replaced. Last ComfyUI log lines:\n{self.tail()}",
+                    details={"failed_boots": self.failed_boots, "log_tail": self.tail(40)},
+                    refresh_worker=True,
+                )
+            self.start()
+        assert self._ready is not None
+        await asyncio.shield(self._ready)
+
+    def _argv(self) -> list[str]:
+        settings = self.settings
+        assert settings.comfyui_dir is not None
+        argv = [
+            settings.comfyui_python,
+            str(settings.comfyui_dir / "main.py"),
+            "--listen",
+            "127.0.0.1",
+            "--port",
+            str(settings.comfyui_port),
+            "--disable-auto-launch",
+        ]
+        for flag, key in (
+            ("--input-directory", "input"),
+            ("--output-directory", "output"),
+            ("--temp-directory", "temp"),
+        ):
+            if key in self.folders:
+                argv += [flag, str(self.folders[key])]
+        if settings.comfyui_extra_model_paths is not None:
+            argv += ["--extra-model-paths-config", str(settings.comfyui_extra_model_paths)]
+        return argv + settings.extra_comfyui_args
+
+    async def _boot(self, ready: asyncio.Future[None]) -> None:
+        started = time.monotonic()
+        self.boots += 1
+        try:
+            if self.managed:
+                await self._boot_managed(started)
+            else:
+                await self._wait_until_answering(started, None)
+            self.client.start_listener()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.client.ws_connected.wait(), timeout=10)
+        except ComfyUnavailableError as exc:
+            self.failed_boots += 1
+            exc.refresh_worker = self.failed_boots >= max(self.settings.comfyui_max_restarts, 1)
+            log.error("%s", exc.message)
+            ready.set_exception(exc)
+            ready.exception()  # retrieved here; jobs re-raise it from ensure_ready
+            return
+        except asyncio.CancelledError:
+            if not ready.done():
+                ready.set_exception(ComfyUnavailableError("ComfyUI start was cancelled"))
+                ready.exception()
+            raise
+        self.failed_boots = 0
+        self.last_boot_seconds = time.monotonic() - started
+        log.info("ComfyUI is ready after %.2f s", self.last_boot_seconds)
+        ready.set_result(None)
+
+    async def _boot_managed(self, started: float) -> None:
+        settings = self.settings
+        if settings.comfyui_dir is None or not (settings.comfyui_dir / "main.py").is_file():
+            raise ComfyUnavailableError(
+                f"COMFYUI_DIR={settings.comfyui_dir} holds no main.py; set COMFYUI_DIR to the ComfyUI "
+                "checkout or COMFYUI_URL to a running ComfyUI",
+                details={"comfyui_dir": str(settings.comfyui_dir)},
+            )
+        for folder in self.folders.values():
+            folder.mkdir(parents=True, exist_ok=True)
+        if _port_in_use(settings.comfyui_port):
+            raise ComfyUnavailableError(
+                f"port {settings.comfyui_port} on 127.0.0.1 is already taken by another program, so the "
+                "worker cannot start its own ComfyUI there; set COMFYUI_PORT to a free port, or COMFYUI_URL "
+                "to attach to the ComfyUI that is running",
+                details={"port": settings.comfyui_port},
+            )
+        env = dict(os.environ)
+        env["PYTHONUNBUFFERED"] = "1"
+        argv = self._argv()
+        log.info("Starting ComfyUI: %s", " ".join(argv))
+        try:
+            process = ComfyProcess(argv, settings.comfyui_dir, env, self.log_tail)
+        except OSError as exc:
+            raise ComfyUnavailableError(
+                f"ComfyUI could not be started with {settings.comfyui_python}: {exc}",
+                details={"argv": argv},
+            ) from exc
+        self.process = process
+        exited: asyncio.Future[int] = self._loop.create_future()
+
+        def on_exit(code: int) -> None:
+            self._loop.call_soon_threadsafe(self._on_process_exit, process, code, exited)
+
+        process.pump(lambda: self._loop.call_soon_threadsafe(self._ready_hint.set), on_exit)
+        await self._wait_until_answering(started, exited)
+
+    async def _wait_until_answering(self, started: float, exited: asyncio.Future[int] | None) -> None:
+        """Wait for /system_stats to answer. The ready line in ComfyUI's log wakes this at once; a
+        slow probe covers ComfyUI builds that print something else."""
+        deadline = started + self.settings.comfyui_boot_timeout
+        while True:
+            if exited is not None and exited.done():
+                raise ComfyUnavailableError(
+                    f"ComfyUI {describe_exit(exited.result())} while starting. "
+                    f"Last ComfyUI log lines:\n{self.tail()}",
+                    details={"exit_code": exited.result(), "log_tail": self.tail(40)},
+                )
+            with contextlib.suppress(ComfyConnectionError):
+                await self.client.system_stats(within=5)
+                return
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                if self.process is not None and self.managed:
+                    self._expected_exit.add(self.process.pid)
+                    self.process.kill()
+                raise ComfyUnavailableError(
+                    f"ComfyUI did not become ready within {self.settings.comfyui_boot_timeout:g} s "
+                    f"(COMFYUI_BOOT_TIMEOUT). Last ComfyUI log lines:\n{self.tail()}",
+                    details={"boot_timeout": self.settings.comfyui_boot_timeout, "log_tail": self.tail(40)},
+                )
+            waiters: list[asyncio.Future[object]] = [asyncio.ensure_future(self._ready_hint.wait())]
+            if exited is not None:
+                waiters.append(exited)  # type: ignore[arg-type]
+            await asyncio.wait(
+                waiters, timeout=min(_PROBE_INTERVAL, remaining), return_when="FIRST_COMPLETED"
+            )
+            waiters[0].cancel()
+            self._ready_hint.clear()
+
+    # --- crash and restart -------------------------------------------------------------------------
+
+    def _on_process_exit(self, process: ComfyProcess, code: int, exited: asyncio.Future[int]) -> None:
+        if not exited.done():
+            exited.set_result(code)
+        if process is not self.process:
+            return
+        expected = process.pid in self._expected_exit or self._closing
+        self._expected_exit.discard(process.pid)
+        if expected:
+            return
+        was_ready = self.is_ready
+        running = [t for t in self.client.in_flight if t.running]
+        where = ""
+        if running and running[0].current_node is not None:
+            where = f" while running node {running[0].current_node}"
+        message = f"ComfyUI {describe_exit(code)}{where}. Last ComfyUI log lines:\n{self.tail()}"
+        log.error("%s", message)
+        self.client.fail_all(
+            ComfyCrashedError(message, details={"exit_code": code, "log_tail": self.tail(40)})
+        )
+        if was_ready:
+            # Restart before the next job arrives; that job waits for this boot.
+            log.info("Restarting ComfyUI after it %s", describe_exit(code))
+            self.start()
+
+    async def restart(self, reason: str) -> None:
+        """Kill ComfyUI and boot it again (managed mode), failing whatever was in flight."""
+        if not self.managed:
+            log.error(
+                "ComfyUI needs a restart (%s) but is attached through COMFYUI_URL; not restarting", reason
+            )
+            return
+        log.warning("Restarting ComfyUI: %s", reason)
+        if self._boot_task is not None and not self._boot_task.done():
+            self._boot_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._boot_task
+        if self.process is not None:
+            self._expected_exit.add(self.process.pid)
+            await asyncio.to_thread(self.process.terminate, 5.0)
+        self.client.fail_all(ComfyCrashedError(f"ComfyUI was restarted: {reason}"))
+        self.start()
+
+    # --- abandoned prompts -------------------------------------------------------------------------
+
+    def abandon(self, tracker: PromptTracker, after: Callable[[], None] | None = None) -> None:
+        """Stop a prompt whose job timed out or was cancelled, without making the job wait.
+
+        The prompt is removed from the queue and interrupted (18_interrupt_targeted: only the named
+        prompt stops; 17_interrupt_global: at the next node boundary). The next job waits for it to
+        stop; if it has not stopped after COMFYUI_INTERRUPT_GRACE seconds ComfyUI is restarted."""
+        if tracker.done:
+            self.client.forget(tracker.prompt_id)
+            if after is not None:
+                after()
+            return
+        task = asyncio.create_task(self._drain(tracker, after), name=f"drain-{tracker.prompt_id}")
+        self._draining.add(task)
+        task.add_done_callback(self._draining.discard)
+
+    async def _drain(self, tracker: PromptTracker, after: Callable[[], None] | None) -> None:
+        prompt_id = tracker.prompt_id
+        try:
+            with contextlib.suppress(ComfyConnectionError):
+                await self.client.delete_queued([prompt_id])
+                if not tracker.running and prompt_id not in await self.client.queued_prompt_ids():
+                    # Removed before it started: no message will ever end it (19_queue_delete_clear).
+                    tracker.fail(ComfyCrashedError(f"prompt {prompt_id} was removed from the queue"))
+                    log.info("Abandoned prompt %s removed from the queue before it ran", prompt_id)
+                    return
+                await self.client.interrupt(prompt_id)
+            try:
+                await asyncio.wait_for(tracker.wait(), timeout=self.settings.comfyui_interrupt_grace)
+                log.info("Abandoned prompt %s stopped", prompt_id)
+            except TimeoutError:
+                await self.restart(
+                    f"prompt {prompt_id} did not stop within {self.settings.comfyui_interrupt_grace:g} s "
+                    "of being interrupted (COMFYUI_INTERRUPT_GRACE)"
+                )
+            except Exception as exc:  # the prompt ended some other way (crash, restart)
+                log.info("Abandoned prompt %s ended: %s", prompt_id, exc)
+        finally:
+            self.client.forget(prompt_id)
+            if after is not None:
+                after()
+
+    # --- shutdown ----------------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        self._closing = True
+        for task in list(self._draining):
+            task.cancel()
+        if self._boot_task is not None:
+            self._boot_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._boot_task
+        await self.client.close()
+        if self.process is not None:
+            await asyncio.to_thread(self.process.terminate, 10.0)
