@@ -1,0 +1,1 @@
+"""Files going into ComfyUI (job inputs) and coming out of it (outputs)."""
