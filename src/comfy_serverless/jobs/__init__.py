@@ -1,0 +1,1 @@
+"""One job, end to end: its input schema and the runner. Knows nothing of RunPod."""

@@ -1,0 +1,539 @@
+"""One job end to end: validate, stage inputs, queue, follow, collect, deliver, clean up.
+
+Knows nothing of RunPod: it takes the job's id and raw input, reports progress through a callback and
+returns the result or raises a JobError. Timeouts and cancellation stop the prompt in ComfyUI too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..comfy.client import (
+    ComfyClient,
+    ComfyConnectionError,
+    ComfyHTTPError,
+    ProgressSnapshot,
+    PromptOutcome,
+    PromptTracker,
+    RejectedPrompt,
+)
+from ..comfy.process import ComfySupervisor
+from ..comfy.validation import ModelHint, describe_rejection
+from ..delivery.storage import S3Storage
+from ..errors import (
+    ComfyUnavailableError,
+    DiskFullError,
+    ExecutionError,
+    InputStagingError,
+    InvalidInputError,
+    JobError,
+    JobTimeoutError,
+    OutputError,
+    OutputTooLargeError,
+    WorkflowValidationError,
+)
+from ..logs import job_id_var
+from ..media.files import ComfyFiles
+from ..media.inputs import InputFetcher, load_input
+from ..media.outputs import OutputFile, OutputText, collect_outputs
+from ..settings import DeliveryMode, OutputFormat, Settings
+from .schema import JobInput, parse_job_input
+from .workflow import PreparedWorkflow, prepare_workflow, reject_ui_format, strip_job_folder
+
+log = logging.getLogger(__name__)
+
+ProgressReport = Callable[[dict[str, Any]], None]
+_DISK_FULL_MARKERS = ("No space left on device", "[Errno 28]", "ENOSPC")
+
+
+@dataclass(slots=True)
+class _JobState:
+    """What one job has done so far; read when it must explain where a timeout caught it."""
+
+    job_folder: str
+    stage: str = "starting"
+    tracker: PromptTracker | None = None
+    prepared: PreparedWorkflow | None = None
+    files: list[OutputFile] = field(default_factory=list)
+    abandoned: bool = False
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 2)
+
+
+class JobRunner:
+    """Runs jobs against one ComfyUI. Safe to use from several concurrent jobs."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        supervisor: ComfySupervisor,
+        files: ComfyFiles,
+        *,
+        fetcher: InputFetcher,
+        storage: S3Storage | None = None,
+        model_hint: ModelHint | None = None,
+    ):
+        self.settings = settings
+        self.supervisor = supervisor
+        self.client: ComfyClient = supervisor.client
+        self.files = files
+        self.fetcher = fetcher
+        self.storage = storage
+        self.model_hint = model_hint
+        self._known_inputs: dict[str, set[str]] = {}
+        self._background: set[asyncio.Task[Any]] = set()
+
+    # --- the job -----------------------------------------------------------------------------------
+
+    async def run(
+        self, job_id: str, raw_input: Any, on_progress: ProgressReport | None = None
+    ) -> dict[str, Any]:
+        """Run one job; returns its result or raises JobError."""
+        job_id_var.set(job_id)
+        started = time.monotonic()
+        job = parse_job_input(raw_input)
+        timeout = self._timeout_of(job)
+        reject_ui_format(job.workflow)
+        state = _JobState(job_folder=f"job-{uuid.uuid4().hex[:16]}")
+        report = on_progress or (lambda _: None)
+        try:
+            async with asyncio.timeout(timeout):
+                result = await self._run(job_id, job, state, report)
+        except TimeoutError:
+            self._abandon(state)
+            raise JobTimeoutError(
+                f"Job timed out after {timeout:g} s {self._where(state)}"
+                + ("; the prompt was interrupted in ComfyUI" if state.abandoned else ""),
+                details={"timeout": timeout, "stage": state.stage, **self._position(state)},
+            ) from None
+        except asyncio.CancelledError:
+            log.info("Job cancelled %s", self._where(state))
+            self._abandon(state)
+            raise
+        except JobError:
+            self._abandon(state)
+            raise
+        except Exception as exc:
+            self._abandon(state)
+            log.exception("Unexpected failure %s", self._where(state))
+            raise JobError(
+                f"The worker failed unexpectedly {self._where(state)}: {type(exc).__name__}: {exc}",
+                details={"exception_type": type(exc).__name__},
+            ) from exc
+        finally:
+            if not state.abandoned:
+                self._clean_up(state)
+        state.timings["total_ms"] = _ms(time.monotonic() - started)
+        result["timings"] = {**state.timings, **result.get("timings", {})}
+        log.info("Job done in %.1f ms with %d output(s)", state.timings["total_ms"], len(state.files))
+        return result
+
+    def _timeout_of(self, job: JobInput) -> float:
+        timeout = job.timeout or self.settings.job_timeout_default
+        if timeout > self.settings.job_timeout_max:
+            raise InvalidInputError(
+                f"timeout: {timeout:g} s is more than the {self.settings.job_timeout_max:g} s this worker "
+                "allows (JOB_TIMEOUT_MAX)",
+                details={"field": "timeout", "maximum": self.settings.job_timeout_max},
+            )
+        return timeout
+
+    async def _run(
+        self, job_id: str, job: JobInput, state: _JobState, report: ProgressReport
+    ) -> dict[str, Any]:
+        t0 = time.monotonic()
+        state.stage = "loading inputs"
+        blobs = await asyncio.gather(
+            *(
+                load_input(image.image, f"images[{i}].image", self.fetcher)
+                for i, image in enumerate(job.images)
+            )
+        )
+        stored = {image.name: f"{state.job_folder}/{image.name}" for image in job.images}
+        known = await self._known_inputs_for(job)
+        state.prepared = prepare_workflow(
+            job.workflow, job.params, job_folder=state.job_folder, uploaded=stored, known_inputs=known
+        )
+
+        if not self.supervisor.is_ready:
+            state.stage = "waiting for ComfyUI to start"
+            report({"stage": "waiting_for_comfyui"})
+        t_boot = time.monotonic()
+        await self.supervisor.ensure_ready()
+        state.timings["comfyui_wait_ms"] = _ms(time.monotonic() - t_boot)
+
+        state.stage = "uploading inputs"
+        t_upload = time.monotonic()
+        await asyncio.gather(
+            *(
+                self._upload(i, image.name, blob, state.job_folder)
+                for i, (image, blob) in enumerate(zip(job.images, blobs, strict=True))
+            )
+        )
+        state.timings["upload_ms"] = _ms(time.monotonic() - t_upload + (t_boot - t0))
+
+        outcome, queued_at, warnings = await self._execute(job, state, report)
+        state.timings["queue_wait_ms"] = _ms((outcome.started_at or outcome.finished_at) - queued_at)
+        state.timings["execution_ms"] = _ms(outcome.finished_at - (outcome.started_at or outcome.finished_at))
+
+        state.stage = "collecting outputs"
+        t_out = time.monotonic()
+        ui_outputs = outcome.outputs if outcome.from_history else await self._history_outputs(state)
+        files, texts = collect_outputs(ui_outputs)
+        state.files = files
+        result = await self._deliver(job_id, job, state, files, texts, warnings)
+        state.timings["output_encoding_ms"] = _ms(time.monotonic() - t_out)
+        return result
+
+    async def _known_inputs_for(self, job: JobInput) -> dict[str, set[str]]:
+        """Input names ComfyUI knows for classes whose params name inputs absent from the workflow
+        (optional inputs are often left out of exported workflows). Asked only when needed, then cached."""
+        wanted: set[str] = set()
+        for node_id, values in job.params.items():
+            node = job.workflow.get(node_id)
+            if not isinstance(node, dict) or not isinstance(node.get("inputs"), dict):
+                continue
+            class_type = node.get("class_type")
+            if (
+                isinstance(class_type, str)
+                and class_type not in self._known_inputs
+                and set(values) - set(node["inputs"])
+            ):
+                wanted.add(class_type)
+        if wanted:
+            await self.supervisor.ensure_ready()
+            for class_type in wanted:
+                try:
+                    info = (await self.client.object_info(class_type)).get(class_type) or {}
+                except ComfyConnectionError:
+                    continue
+                spec = info.get("input") or {}
+                self._known_inputs[class_type] = {
+                    name for section in ("required", "optional") for name in (spec.get(section) or {})
+                }
+        return self._known_inputs
+
+    async def _upload(self, index: int, name: str, data: bytes, job_folder: str) -> None:
+        field_name = f"images[{index}]"
+        try:
+            stored = await self.client.upload_input(data, name, job_folder)
+        except ComfyHTTPError as exc:
+            free = self.files.free_bytes("input")
+            if exc.status >= 500 and free is not None and free < len(data) + 16 * 1024 * 1024:
+                raise DiskFullError(
+                    f"{field_name} ({name}) could not be stored: ComfyUI's input disk is full "
+                    f"({free / 1e6:.0f} MB free)",
+                    details={"field": field_name, "free_bytes": free},
+                ) from exc
+            raise InputStagingError(
+                f"ComfyUI refused {field_name} ({name}): HTTP {exc.status}",
+                details={"field": field_name, "status": exc.status},
+            ) from exc
+        except ComfyConnectionError as exc:
+            raise self._unavailable(f"uploading {field_name} ({name})", exc) from exc
+        if stored != f"{job_folder}/{name}":
+            raise InputStagingError(
+                f"ComfyUI stored {field_name} as {stored!r} instead of {job_folder}/{name}",
+                details={"field": field_name},
+            )
+
+    async def _execute(
+        self, job: JobInput, state: _JobState, report: ProgressReport
+    ) -> tuple[PromptOutcome, float, list[str]]:
+        prepared = state.prepared
+        assert prepared is not None
+        prompt_id = str(uuid.uuid4())
+        total = len(prepared.prompt)
+        state.tracker = tracker = self.client.track(
+            prompt_id, self._progress_forwarder(prepared, total, report)
+        )
+        extra: dict[str, Any] = {}
+        key = job.comfy_org_api_key or self.settings.comfy_org_api_key
+        if key is not None:
+            extra["api_key_comfy_org"] = key.get_secret_value()
+        state.stage = "queueing the workflow"
+        queued_at = time.monotonic()
+        try:
+            answer = await self.client.queue_prompt(prepared.prompt, prompt_id, extra)
+        except ComfyConnectionError as exc:
+            raise self._unavailable("queueing the workflow", exc) from exc
+        if isinstance(answer, RejectedPrompt):
+            self.client.forget(prompt_id)
+            state.tracker = None
+            raise describe_rejection(
+                answer.error, answer.node_errors, prepared.class_types, model_hint=self.model_hint
+            )
+        warnings: list[str] = []
+        if answer.node_errors:
+            rejection = describe_rejection(
+                {}, answer.node_errors, prepared.class_types, model_hint=self.model_hint, partial=True
+            )
+            if not job.allow_partial:
+                raise WorkflowValidationError(
+                    rejection.message
+                    + "; nothing was returned (send allow_partial: true to keep the valid branches)",
+                    details=rejection.details,
+                )
+            warnings.append(rejection.message)
+        state.stage = "queued in ComfyUI"
+        report({"stage": "queued"})
+        try:
+            outcome = await tracker.wait()
+        except ComfyConnectionError as exc:
+            raise self._unavailable("running the workflow", exc) from exc
+        finally:
+            if tracker.done:
+                self.client.forget(prompt_id)
+        if outcome.status == "error":
+            raise self._execution_error(outcome, prepared)
+        if outcome.status == "interrupted":
+            node = outcome.interrupted.node_id if outcome.interrupted else None
+            raise ExecutionError(
+                f"ComfyUI interrupted the workflow at node {node} "
+                f"({prepared.class_types.get(str(node), '?')}) without the worker asking for it",
+                details={"node_id": node},
+            )
+        return outcome, queued_at, warnings
+
+    def _progress_forwarder(
+        self, prepared: PreparedWorkflow, total: int, report: ProgressReport
+    ) -> Callable[[ProgressSnapshot], None]:
+        def forward(snapshot: ProgressSnapshot) -> None:
+            fraction = snapshot.value / snapshot.max if snapshot.value is not None and snapshot.max else 0.0
+            done = min(snapshot.nodes_done, total)
+            report(
+                {
+                    "stage": "running",
+                    "node_id": snapshot.node,
+                    "class_type": prepared.class_types.get(snapshot.node or "", None),
+                    "step": snapshot.value,
+                    "steps": snapshot.max,
+                    "nodes_done": done,
+                    "nodes_total": total,
+                    "percent": round(min(100.0, 100.0 * (done + fraction) / max(total, 1)), 1),
+                }
+            )
+
+        return forward
+
+    def _execution_error(self, outcome: PromptOutcome, prepared: PreparedWorkflow) -> JobError:
+        failure = outcome.failure
+        if failure is None:
+            return ExecutionError("ComfyUI reported the workflow as failed without saying why")
+        node_type = failure.node_type or prepared.class_types.get(failure.node_id or "", "?")
+        details: dict[str, Any] = {
+            "node_id": failure.node_id,
+            "node_type": node_type,
+            "exception_type": failure.exception_type,
+            "exception_message": failure.exception_message,
+            "traceback": "".join(failure.traceback),
+        }
+        message = failure.exception_message.strip()
+        if any(marker in message for marker in _DISK_FULL_MARKERS):
+            free = self.files.free_bytes("output")
+            if free is not None:
+                details["free_bytes"] = free
+            return DiskFullError(
+                f"Node {failure.node_id} ({node_type}) ran out of disk space: {failure.exception_type}: {message}",
+                details=details,
+            )
+        return ExecutionError(
+            f"Node {failure.node_id} ({node_type}) failed: {failure.exception_type}: {message}",
+            details=details,
+        )
+
+    async def _history_outputs(self, state: _JobState) -> dict[str, dict[str, Any]]:
+        assert state.tracker is not None
+        try:
+            entry = await self.client.history(state.tracker.prompt_id)
+        except ComfyConnectionError as exc:
+            raise self._unavailable("reading the workflow's outputs", exc) from exc
+        outputs = (entry or {}).get("outputs") or {}
+        return {str(k): v for k, v in outputs.items() if isinstance(v, dict)}
+
+    # --- delivery ----------------------------------------------------------------------------------
+
+    async def _deliver(
+        self,
+        job_id: str,
+        job: JobInput,
+        state: _JobState,
+        files: list[OutputFile],
+        texts: list[OutputText],
+        warnings: list[str],
+    ) -> dict[str, Any]:
+        state.stage = "delivering outputs"
+        wanted = [
+            f
+            for f in files
+            if f.folder_type == "output" or (job.include_temp_outputs and f.folder_type == "temp")
+        ]
+        sizes = {id(f): self.files.size_of(f) for f in wanted}
+        missing = [f for f in wanted if sizes[id(f)] is None and self.files.path_of(f) is not None]
+        for f in missing:
+            warnings.append(f"node {f.node_id} reported {f.filename}, but the file is not on disk")
+        wanted = [f for f in wanted if f not in missing]
+        mode = self._delivery_mode(wanted, sizes)
+        items: list[dict[str, Any]] = []
+        for f in wanted:
+            item: dict[str, Any] = {
+                "node_id": f.node_id,
+                "type": f.kind,
+                "filename": f.filename,
+                "subfolder": strip_job_folder(f.subfolder, state.job_folder),
+                "mime": f.mime,
+            }
+            if f.animated:
+                item["animated"] = True
+            if f.folder_type == "temp":
+                item["temp"] = True
+            if mode == "s3":
+                assert self.storage is not None
+                path = self.files.path_of(f)
+                key = self.storage.key_for(job_id, f"{f.node_id}-{f.filename}")
+                data = None if path is not None else await self.files.read(f)
+                item["url"] = await self.storage.put(key, f.mime, path=path, data=data)
+                item["size_bytes"] = sizes[id(f)] if path is not None else len(data or b"")
+            else:
+                try:
+                    data = await self.files.read(f)
+                except (OSError, ComfyConnectionError) as exc:
+                    raise OutputError(
+                        f"output {f.filename} of node {f.node_id} could not be read: {exc}",
+                        details={"node_id": f.node_id, "filename": f.filename},
+                    ) from exc
+                item["size_bytes"] = len(data)
+                item["data"] = base64.b64encode(data).decode("ascii")
+            items.append(item)
+        self._check_inline_size(items)
+        for t in texts:
+            items.append(
+                {
+                    "node_id": t.node_id,
+                    "type": "text",
+                    "filename": None,
+                    "mime": "text/plain",
+                    "text": t.text,
+                    "data": base64.b64encode(t.text.encode("utf-8")).decode("ascii"),
+                }
+            )
+        assert state.tracker is not None
+        if self.settings.output_format is OutputFormat.WORKER_COMFYUI:
+            return self._worker_comfyui_shape(items, warnings)
+        result: dict[str, Any] = {"status": "success", "prompt_id": state.tracker.prompt_id, "outputs": items}
+        if warnings:
+            result["warnings"] = warnings
+        return result
+
+    def _delivery_mode(self, files: list[OutputFile], sizes: dict[int, int | None]) -> str:
+        setting = self.settings.delivery
+        if setting is DeliveryMode.S3:
+            if self.storage is None:
+                raise OutputError("DELIVERY=s3 but S3_BUCKET is not set; outputs cannot be uploaded")
+            return "s3"
+        if setting is DeliveryMode.AUTO and self.storage is not None:
+            inline = sum(4 * ((sizes[id(f)] or 0) + 2) // 3 for f in files)
+            if inline > self.settings.max_inline_bytes:
+                return "s3"
+        return "inline"
+
+    def _check_inline_size(self, items: list[dict[str, Any]]) -> None:
+        inline = sum(len(item.get("data", "")) for item in items)
+        if inline <= self.settings.max_inline_bytes:
+            return
+        biggest = sorted(items, key=lambda i: len(i.get("data", "")), reverse=True)[:3]
+        listed = ", ".join(f"{i['filename']} ({len(i['data']) / 1e6:.1f} MB)" for i in biggest)
+        raise OutputTooLargeError(
+            f"The outputs are {inline / 1e6:.1f} MB as base64, more than the {self.settings.max_inline_bytes / 1e6:.1f} MB "
+            f"a RunPod result can carry (largest: {listed}); set S3_BUCKET (and DELIVERY=auto or s3) to receive URLs",
+            details={"inline_bytes": inline, "limit": self.settings.max_inline_bytes},
+        )
+
+    @staticmethod
+    def _worker_comfyui_shape(items: list[dict[str, Any]], warnings: list[str]) -> dict[str, Any]:
+        """worker-comfyui's result: {"images": [{filename, type: base64|s3_url, data}], "errors"?}."""
+        images = [
+            {
+                "filename": item["filename"],
+                "type": "s3_url" if "url" in item else "base64",
+                "data": item.get("url") or item["data"],
+            }
+            for item in items
+            if item["type"] != "text"
+        ]
+        result: dict[str, Any] = {"images": images}
+        texts = [item["text"] for item in items if item["type"] == "text"]
+        if texts:
+            result["texts"] = texts
+        if warnings:
+            result["errors"] = warnings
+        if not images:
+            result["status"] = "success_no_images"
+        return result
+
+    # --- failure paths -----------------------------------------------------------------------------
+
+    def _unavailable(self, doing: str, exc: ComfyConnectionError) -> JobError:
+        cause = exc.__cause__
+        if isinstance(cause, JobError):
+            return cause
+        return ComfyUnavailableError(
+            f"ComfyUI stopped answering while {doing}: {exc}. Last ComfyUI log lines:\n{self.supervisor.tail()}",
+            details={"log_tail": self.supervisor.tail(40)},
+        )
+
+    def _position(self, state: _JobState) -> dict[str, Any]:
+        tracker = state.tracker
+        if tracker is None or tracker.current_node is None or state.prepared is None:
+            return {}
+        return {
+            "node_id": tracker.current_node,
+            "class_type": state.prepared.class_types.get(tracker.current_node),
+            "step": tracker.value,
+            "steps": tracker.max,
+        }
+
+    def _where(self, state: _JobState) -> str:
+        position = self._position(state)
+        if position and state.tracker is not None and state.tracker.running:
+            step = f", step {position['step']}/{position['steps']}" if position["steps"] else ""
+            return f"while ComfyUI was running node {position['node_id']} ({position['class_type']}){step}"
+        return f"while {state.stage}"
+
+    def _abandon(self, state: _JobState) -> None:
+        """Stop the job's prompt in ComfyUI; its files are removed once it has stopped."""
+        tracker = state.tracker
+        if tracker is None or tracker.done:
+            if tracker is not None:
+                self.client.forget(tracker.prompt_id)
+            return
+        state.abandoned = True
+        self.supervisor.abandon(tracker, after=lambda: self._clean_up(state))
+
+    def _clean_up(self, state: _JobState) -> None:
+        """Remove the job's inputs and outputs from disk and its entry from ComfyUI's history."""
+        self.files.remove(state.job_folder, state.files)
+        if state.tracker is not None:
+            task = asyncio.get_running_loop().create_task(self._forget_history(state.tracker.prompt_id))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _forget_history(self, prompt_id: str) -> None:
+        with contextlib.suppress(ComfyConnectionError):
+            await self.client.delete_history([prompt_id])
+
+    async def close(self) -> None:
+        if self._background:
+            await asyncio.wait(set(self._background), timeout=5)
+        await self.fetcher.close()

@@ -1,0 +1,183 @@
+"""The job input, validated with pydantic v2. Its JSON Schema is published as
+``schemas/job_input.schema.json``.
+
+The shape is worker-comfyui's (``workflow``, ``images[{name, image}]``, the Comfy.org key), so its
+clients work unchanged; the other fields are additions.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Annotated, Any
+
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from ..errors import InvalidInputError
+
+_UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f/\\]")
+
+
+class InputImage(BaseModel):
+    """A file handed to the workflow. Loader nodes refer to it by ``name``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=255,
+            description="File name the workflow's loader nodes use, e.g. `input.png`. A plain name: "
+            "no folders, no `..`.",
+        ),
+    ]
+    image: Annotated[
+        str,
+        Field(
+            min_length=1,
+            description="The file: base64, a `data:` URI, or an http(s) URL the worker downloads.",
+        ),
+    ]
+
+    @field_validator("name")
+    @classmethod
+    def _plain_file_name(cls, value: str) -> str:
+        if _UNSAFE_NAME.search(value) or value in {".", ".."} or value.strip() != value:
+            raise ValueError(
+                "must be a plain file name without folders, control characters or surrounding spaces"
+            )
+        return value
+
+
+class JobInput(BaseModel):
+    """What a job asks the worker to do."""
+
+    model_config = ConfigDict(
+        extra="ignore", populate_by_name=True, json_schema_extra={"additionalProperties": True}
+    )
+
+    workflow: Annotated[
+        dict[str, Any],
+        Field(
+            description="ComfyUI workflow in API format ({node_id: {class_type, inputs}}), as an object or "
+            "a JSON string. UI-format workflows (with `nodes` and `links`) are refused with an explanation.",
+        ),
+    ]
+    params: Annotated[
+        dict[str, dict[str, Any]],
+        Field(description="Values merged over the workflow: {node_id: {input_name: value}}."),
+    ] = {}
+    images: Annotated[
+        list[InputImage],
+        Field(description="Files uploaded to ComfyUI's input folder before the workflow is queued."),
+    ] = []
+    timeout: Annotated[
+        float | None,
+        Field(gt=0, description="Seconds for the whole job. Default and maximum are worker settings."),
+    ] = None
+    comfy_org_api_key: Annotated[
+        SecretStr | None,
+        Field(
+            validation_alias=AliasChoices("comfy_org_api_key", "api_key_comfy_org"),
+            description="Comfy.org API key for API nodes (also accepted as `api_key_comfy_org`).",
+        ),
+    ] = None
+    include_temp_outputs: Annotated[
+        bool, Field(description="Also return temp previews (PreviewImage, PreviewAudio).")
+    ] = False
+    allow_partial: Annotated[
+        bool,
+        Field(
+            description="Run the valid output branches when ComfyUI rejects others, and report the "
+            "rejected ones as warnings, instead of failing the job.",
+        ),
+    ] = False
+
+    @field_validator("workflow", mode="before")
+    @classmethod
+    def _workflow_from_json_string(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError as exc:
+                raise ValueError(f"is a string but not valid JSON ({exc})") from None
+        if not isinstance(value, dict):
+            raise ValueError(f"must be a JSON object mapping node ids to nodes, not {_json_type(value)}")
+        if not value:
+            raise ValueError("is empty; it needs at least one node")
+        return value
+
+    @model_validator(mode="after")
+    def _unique_image_names(self) -> JobInput:
+        seen: dict[str, int] = {}
+        for index, image in enumerate(self.images):
+            if image.name in seen:
+                raise ValueError(
+                    f"images[{index}].name {image.name!r} repeats images[{seen[image.name]}].name"
+                )
+            seen[image.name] = index
+        return self
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {bool: "a boolean", int: "a number", float: "a number", list: "an array", str: "a string"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text or "input"
+
+
+def parse_job_input(raw: Any) -> JobInput:
+    """Validate a job's ``input``; raises InvalidInputError naming every field at fault.
+
+    Values are never echoed back, so a secret in a wrong place cannot leak into the error."""
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except ValueError:
+            raise InvalidInputError(
+                'input is a string but not a JSON object; send {"workflow": {...}}',
+                details={"field": "input"},
+            ) from None
+    if not isinstance(raw, dict):
+        raise InvalidInputError(
+            f"input must be a JSON object with a `workflow` field, not {_json_type(raw)}",
+            details={"field": "input"},
+        )
+    try:
+        return JobInput.model_validate(raw)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors(include_input=False, include_url=False):
+            message = str(error["msg"]).removeprefix("Value error, ")
+            problems.append({"field": _location(tuple(error["loc"])), "message": message})
+        summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
+        raise InvalidInputError(f"Invalid job input: {summary}", details={"problems": problems}) from None
+
+
+def job_input_json_schema() -> dict[str, Any]:
+    """The JSON Schema of a job's ``input``, as published in schemas/job_input.schema.json."""
+    schema = JobInput.model_json_schema(by_alias=False)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "comfy-serverless job input"
+    return schema
