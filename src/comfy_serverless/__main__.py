@@ -1,0 +1,38 @@
+"""``python -m comfy_serverless``: start ComfyUI's boot, then RunPod's worker loop.
+
+RunPod's own flags pass through unchanged: ``--rp_serve_api --rp_api_host 127.0.0.1 --rp_api_port 8000``,
+``--test_input '{...}'``, or a ``test_input.json`` in the working directory."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+
+from .logs import configure_logging
+from .settings import Settings
+
+log = logging.getLogger("comfy_serverless")
+
+
+def main() -> None:
+    settings = Settings()
+    configure_logging(settings.log_level)
+    # RunPod's logger defaults to DEBUG, which prints whole job inputs (keys included) and outputs.
+    os.environ.setdefault("RUNPOD_LOG_LEVEL", "INFO")
+
+    from .worker import Worker
+
+    worker = Worker(settings)
+    worker.start()
+    atexit.register(worker.stop)
+
+    import runpod  # imported after RUNPOD_LOG_LEVEL is settled
+
+    from .handler import make_handler
+
+    runpod.serverless.start({"handler": make_handler(worker)})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+"""The worker core as a service: ComfyUI supervisor, client and job runner in one long-lived event loop
+of their own.
+
+Front doors (the RunPod handler today) hand jobs over from whatever loop they run on; the core's loop
+starts at process start, so ComfyUI boots before the first job arrives, and the one HTTP session and
+WebSocket to ComfyUI outlive every job. Cancelling the front door's await cancels the job in the core.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import shutil
+import threading
+from pathlib import Path
+from typing import Any
+
+from .comfy.client import ComfyClient
+from .comfy.process import ComfySupervisor
+from .comfy.validation import ModelHint
+from .delivery.storage import S3Storage
+from .jobs.runner import JobRunner, ProgressReport
+from .media.files import ComfyFiles
+from .media.inputs import InputFetcher
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def comfy_folders(settings: Settings) -> dict[str, Path]:
+    """ComfyUI's input/output/temp folders: the worker's own in managed mode, the configured ones when
+    attached."""
+    if not settings.attach_mode:
+        return {kind: settings.worker_data_dir / kind for kind in ("input", "output", "temp")}
+    configured = {
+        "input": settings.comfyui_input_dir,
+        "output": settings.comfyui_output_dir,
+        "temp": settings.comfyui_temp_dir,
+    }
+    return {kind: path for kind, path in configured.items() if path is not None}
+
+
+class Worker:
+    """Owns the core loop thread and everything that lives on it."""
+
+    def __init__(
+        self, settings: Settings, *, model_hint: ModelHint | None = None, allow_private_urls: bool = False
+    ):
+        self.settings = settings
+        self.model_hint = model_hint
+        self.allow_private_urls = allow_private_urls
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run_loop, name="comfy-serverless-core", daemon=True)
+        self._started = threading.Event()
+        self.supervisor: ComfySupervisor | None = None
+        self.runner: JobRunner | None = None
+
+    def _run_loop(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_until_complete(self._setup())
+        self._started.set()
+        self.loop.run_forever()
+
+    async def _setup(self) -> None:
+        settings = self.settings
+        folders = comfy_folders(settings)
+        if not settings.attach_mode:
+            # The folders are the worker's own: nothing of an earlier run may reach a new job.
+            for folder in folders.values():
+                shutil.rmtree(folder, ignore_errors=True)
+                folder.mkdir(parents=True, exist_ok=True)
+        elif {"input", "output", "temp"} - folders.keys():
+            log.warning(
+                "Attached to %s without COMFYUI_INPUT_DIR/COMFYUI_OUTPUT_DIR/COMFYUI_TEMP_DIR: outputs are "
+                "downloaded through /view and job files cannot be removed from ComfyUI's disk",
+                settings.base_url,
+            )
+        client = ComfyClient(settings.base_url, request_timeout=settings.comfyui_request_timeout)
+        self.supervisor = ComfySupervisor(settings, client, folders if not settings.attach_mode else None)
+        storage = S3Storage(settings) if settings.s3_configured else None
+        self.runner = JobRunner(
+            settings,
+            self.supervisor,
+            ComfyFiles(client, folders),
+            fetcher=InputFetcher(
+                limit=settings.max_input_bytes, allow_private=settings.allow_private_input_urls
+            ),
+            storage=storage,
+            model_hint=self.model_hint,
+        )
+        self.supervisor.start()
+
+    def start(self) -> None:
+        """Start the core loop and ComfyUI's boot; returns once both are under way."""
+        self._thread.start()
+        self._started.wait()
+
+    def _submit(self, coro: Any) -> concurrent.futures.Future[Any]:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    async def run_job(
+        self, job_id: str, raw_input: Any, on_progress: ProgressReport | None = None
+    ) -> dict[str, Any]:
+        """Run a job on the core loop from any other loop. Cancelling this await cancels the job."""
+        assert self.runner is not None
+        return await asyncio.wrap_future(self._submit(self.runner.run(job_id, raw_input, on_progress)))
+
+    def wait_ready(self, timeout: float | None = None) -> None:
+        """Block until ComfyUI is ready (for tools and benchmarks); raises the boot error."""
+        assert self.supervisor is not None
+        self._submit(self.supervisor.ensure_ready()).result(timeout)
+
+    def stop(self) -> None:
+        """Stop ComfyUI and the core loop."""
+        if not self._thread.is_alive():
+            return
+
+        async def shutdown() -> None:
+            if self.runner is not None:
+                await self.runner.close()
+            if self.supervisor is not None:
+                await self.supervisor.close()
+
+        try:
+            self._submit(shutdown()).result(30)
+        except (concurrent.futures.TimeoutError, RuntimeError) as exc:
+            log.warning("Worker shutdown did not finish cleanly: %s", exc)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(5)
