@@ -20,6 +20,10 @@ def main() -> None:
     configure_logging(settings.log_level)
     # RunPod's logger defaults to DEBUG, which prints whole job inputs (keys included) and outputs.
     os.environ.setdefault("RUNPOD_LOG_LEVEL", "INFO")
+    # RunPod's automatic system checks import torch and initialise CUDA in this process before the
+    # first job, while ComfyUI is doing the same in its own: cold start would pay twice. ComfyUI's boot
+    # is the CUDA check that matters; RunPod's separate GPU test binary still runs.
+    os.environ.setdefault("RUNPOD_SKIP_AUTO_SYSTEM_CHECKS", "true")
 
     from .worker import Worker
 

@@ -49,11 +49,30 @@ def _choices_of(extra_info: Mapping[str, Any]) -> list[Any] | None:
     return None
 
 
+def _bad_link_input(node: Mapping[str, Any], exc_type: str, exc_message: str) -> tuple[str, Any] | None:
+    """Which input of a node holds the link ComfyUI choked on. ComfyUI names the downstream input
+    instead (12_validation_errors: a bad link in node 2 is reported with SaveImage's `images`)."""
+    links = [
+        (name, value)
+        for name, value in (node.get("inputs") or {}).items()
+        if isinstance(value, list) and len(value) == 2 and isinstance(value[1], int)
+    ]
+    if exc_type == "KeyError":
+        missing = exc_message.strip("'\"")
+        for name, value in links:
+            if str(value[0]) == missing:
+                return name, value
+    if len(links) == 1:
+        return links[0]
+    return None
+
+
 def describe_node_error(
     node_id: str,
     class_type: str,
     error: Mapping[str, Any],
     model_hint: ModelHint | None = None,
+    node: Mapping[str, Any] | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """One node error as a sentence, plus the structured facts behind it."""
     kind = str(error.get("type") or "error")
@@ -97,16 +116,19 @@ def describe_node_error(
     if kind in ("value_bigger_than_max", "value_smaller_than_min"):
         return f"{where}: {message}", fact
     if kind == "exception_during_inner_validation":
-        linked = extra.get("linked_node")
-        exc_type = extra.get("exception_type") or "error"
-        exc_message = extra.get("exception_message") or details
-        hint = ""
-        if exc_type == "KeyError":
-            hint = f" (it links to node {exc_message}, which is not in the workflow)"
-        elif exc_type == "IndexError":
-            hint = " (it links to an output index the source node does not have)"
-        fact["linked_node"] = linked
-        return f"{where}: bad link{hint}: {exc_type}: {exc_message}", fact
+        exc_type = str(extra.get("exception_type") or "error")
+        exc_message = str(extra.get("exception_message") or details)
+        culprit = _bad_link_input(node or {}, exc_type, exc_message)
+        if culprit is not None:
+            input_name, link = culprit
+            fact["input"] = input_name
+            fact["link"] = link
+            where = f"node {node_id} ({class_type}) input {input_name!r}"
+            if exc_type == "KeyError":
+                return f"{where} links to node {link[0]}, which is not in the workflow", fact
+            if exc_type == "IndexError":
+                return f"{where} links to output {link[1]} of node {link[0]}, which has no such output", fact
+        return f"{where}: bad link: {exc_type}: {exc_message}", fact
     if kind == "return_type_mismatch":
         received = extra.get("received_type")
         expected = (extra.get("input_config") or [None])[0]
@@ -119,7 +141,7 @@ def describe_node_error(
 def describe_rejection(
     error: Mapping[str, Any],
     node_errors: Mapping[str, Any],
-    class_types: Mapping[str, str],
+    prompt: Mapping[str, Any],
     *,
     model_hint: ModelHint | None = None,
     partial: bool = False,
@@ -130,10 +152,12 @@ def describe_rejection(
     for node_id, node_error in node_errors.items():
         if not isinstance(node_error, dict):
             continue
-        class_type = str(node_error.get("class_type") or class_types.get(str(node_id), "?"))
+        node = prompt.get(str(node_id))
+        node = node if isinstance(node, Mapping) else {}
+        class_type = str(node_error.get("class_type") or node.get("class_type") or "?")
         for item in node_error.get("errors") or ():
             if isinstance(item, dict):
-                sentence, fact = describe_node_error(str(node_id), class_type, item, model_hint)
+                sentence, fact = describe_node_error(str(node_id), class_type, item, model_hint, node)
                 sentences.append(sentence)
                 facts.append(fact)
     error_type = str(error.get("type") or "")

@@ -272,12 +272,12 @@ class JobRunner:
             self.client.forget(prompt_id)
             state.tracker = None
             raise describe_rejection(
-                answer.error, answer.node_errors, prepared.class_types, model_hint=self.model_hint
+                answer.error, answer.node_errors, prepared.prompt, model_hint=self.model_hint
             )
         warnings: list[str] = []
         if answer.node_errors:
             rejection = describe_rejection(
-                {}, answer.node_errors, prepared.class_types, model_hint=self.model_hint, partial=True
+                {}, answer.node_errors, prepared.prompt, model_hint=self.model_hint, partial=True
             )
             if not job.allow_partial:
                 raise WorkflowValidationError(
