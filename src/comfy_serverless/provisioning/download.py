@@ -14,6 +14,7 @@ import logging
 import os
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 CHUNK = 8 * 1024 * 1024
 USER_AGENT = f"comfy-serverless/{__version__} (model-fetch)"
 DEFAULT_SECRETS_DIR = Path("/run/secrets")
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
 class DownloadError(RuntimeError):
@@ -89,9 +91,15 @@ def resolve_token(entry: ModelEntry, env: Mapping[str, str], secrets_dir: Path |
     )
 
 
+def _may_send_token(url: str) -> bool:
+    """Tokens travel only encrypted, or to this machine's loopback (local mirrors, tests)."""
+    parsed = urllib.parse.urlparse(url)
+    return parsed.scheme == "https" or (parsed.scheme == "http" and parsed.hostname in _LOOPBACK)
+
+
 def _open(url: str, token: str | None, offset: int, timeout: float) -> IO[bytes]:
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
-    if token and url.startswith("https://"):
+    if token and _may_send_token(url):
         # Unredirected: the token goes to the model host only, never to the CDN it redirects to.
         request.add_unredirected_header("Authorization", f"Bearer {token}")
     if offset:
@@ -144,6 +152,8 @@ def _download_to(
             with response:
                 if offset and _status(response) != 206:
                     offset = 0  # the server ignored the range: start again
+                length = getattr(response, "headers", {}).get("Content-Length")
+                expected = offset + int(length) if length and length.isdigit() else None
                 mode = "ab" if offset else "wb"
                 if offset:
                     with partial.open("rb") as done:
@@ -159,6 +169,9 @@ def _download_to(
                         if time.monotonic() - last_log > 30:
                             log.info("%s: %.1f GiB so far", entry.relative_path, size / 2**30)
                             last_log = time.monotonic()
+            if expected is not None and size < expected:
+                # The connection ended early without an error: keep the partial file and resume.
+                raise ConnectionError(f"connection closed after {size} of {expected} bytes")
             return digest.hexdigest(), size
         except urllib.error.HTTPError as exc:
             if exc.code == 416 and offset:
@@ -309,7 +322,7 @@ def remote_sha256(url: str, token: str | None = None, timeout: float = 30.0) -> 
     header holding the file's sha256. Returns ``None`` when the server gives no sha256.
     """
     request = urllib.request.Request(url, method="HEAD", headers={"User-Agent": USER_AGENT})
-    if token and url.startswith("https://"):
+    if token and _may_send_token(url):
         request.add_unredirected_header("Authorization", f"Bearer {token}")
     opener = urllib.request.build_opener(_NoRedirect)
     try:
