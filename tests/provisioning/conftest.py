@@ -1,4 +1,4 @@
-"""Shared fixtures for the provisioning tests: repository paths, the ComfyUI reference, a local HTTP server."""
+"""Shared fixtures for the provisioning tests: repo paths, the ComfyUI reference, a local HTTP server."""
 
 from __future__ import annotations
 
@@ -29,7 +29,9 @@ def _reference_dir() -> Path | None:
 
 
 REFERENCE = _reference_dir()
-needs_reference = pytest.mark.skipif(REFERENCE is None, reason="shared/comfyui-reference is not beside the repo")
+needs_reference = pytest.mark.skipif(
+    REFERENCE is None, reason="shared/comfyui-reference is not beside the repo"
+)
 
 
 @pytest.fixture(scope="session")
@@ -83,7 +85,10 @@ def _handler(state: FileServer) -> type[BaseHTTPRequestHandler]:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
                 return
-            if self.path.startswith("/gated/") and self.headers.get("Authorization") != f"Bearer {state.token}":
+            if (
+                self.path.startswith("/gated/")
+                and self.headers.get("Authorization") != f"Bearer {state.token}"
+            ):
                 self.send_response(401)
                 self.send_header("Content-Length", "0")
                 self.end_headers()

@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from comfy_serverless.provisioning import ChecksumMismatch, DownloadError, ModelEntry, fetch_model, fetch_models
+from comfy_serverless.provisioning import (
+    ChecksumMismatch,
+    DownloadError,
+    ModelEntry,
+    fetch_model,
+    fetch_models,
+)
 from comfy_serverless.provisioning.download import remote_sha256, url_sha256
 
 from .conftest import FileServer
@@ -140,7 +146,7 @@ def test_fetch_models_stops_at_first_failure(tmp_path: Path) -> None:
         entry((tmp_path / "absent.bin").as_uri(), name="first.safetensors"),
         entry(good.as_uri(), name="second.safetensors"),
     ]
-    with pytest.raises(DownloadError, match="first.safetensors"):
+    with pytest.raises(DownloadError, match=r"first\.safetensors"):
         fetch_models(entries, tmp_path / "models", env={})
     assert not (tmp_path / "models" / "checkpoints" / "second.safetensors").exists()
 

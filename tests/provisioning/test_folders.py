@@ -57,7 +57,9 @@ def test_every_mapped_loader_input_exists_as_a_choice_in_object_info(object_info
         inputs = object_info[class_type]["input"]
         spec = {**inputs.get("required", {}), **inputs.get("optional", {})}.get(input_name)
         assert spec is not None, f"{class_type}.{input_name}"
-        assert isinstance(spec[0], list) or spec[0] == "COMBO", f"{class_type}.{input_name} is not a file choice"
+        assert isinstance(spec[0], list) or spec[0] == "COMBO", (
+            f"{class_type}.{input_name} is not a file choice"
+        )
         assert folder in MODEL_FOLDERS
 
 

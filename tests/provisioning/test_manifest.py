@@ -34,7 +34,9 @@ def model(name: str = "m.safetensors", **kw: Any) -> dict[str, Any]:
 
 
 def test_yaml_and_json_manifests_read_the_same(tmp_path: Path) -> None:
-    data = doc(model(sets=["sdxl"]), model("b.safetensors", folder="unet", sha256=SHA_B.upper(), sets="video"))
+    data = doc(
+        model(sets=["sdxl"]), model("b.safetensors", folder="unet", sha256=SHA_B.upper(), sets="video")
+    )
     (tmp_path / "m.json").write_text(json.dumps(data))
     (tmp_path / "m.yaml").write_text(
         "version: 1\nmodels:\n"
@@ -87,7 +89,12 @@ def test_unknown_folder_is_a_warning_not_an_error() -> None:
 
 def test_named_sets() -> None:
     manifest = parse_model_manifest(
-        doc(model("a", sets=["sdxl"]), model("b", sets=["sdxl", "video"]), model("c", sets=["video"]), model("d"))
+        doc(
+            model("a", sets=["sdxl"]),
+            model("b", sets=["sdxl", "video"]),
+            model("c", sets=["video"]),
+            model("d"),
+        )
     )
     assert [m.name for m in select_models(manifest, "sdxl")] == ["a", "b"]
     assert [m.name for m in select_models(manifest, "sdxl,video")] == ["a", "b", "c"]
@@ -128,8 +135,16 @@ WORKFLOW: dict[str, Any] = {
             "type": "DualCLIPLoader",
             "properties": {
                 "models": [
-                    {"name": "clip_l.safetensors", "url": "https://h/clip_l.safetensors", "directory": "clip"},
-                    {"name": "t5xxl.safetensors", "url": "https://h/t5xxl.safetensors", "directory": "text_encoders"},
+                    {
+                        "name": "clip_l.safetensors",
+                        "url": "https://h/clip_l.safetensors",
+                        "directory": "clip",
+                    },
+                    {
+                        "name": "t5xxl.safetensors",
+                        "url": "https://h/t5xxl.safetensors",
+                        "directory": "text_encoders",
+                    },
                 ]
             },
         },
@@ -143,7 +158,13 @@ WORKFLOW: dict[str, Any] = {
                         "id": 1,
                         "type": "VAELoader",
                         "properties": {
-                            "models": [{"name": "ae.safetensors", "url": "https://h/ae.safetensors", "directory": "vae"}]
+                            "models": [
+                                {
+                                    "name": "ae.safetensors",
+                                    "url": "https://h/ae.safetensors",
+                                    "directory": "vae",
+                                }
+                            ]
                         },
                     }
                 ]
@@ -160,7 +181,12 @@ WORKFLOW: dict[str, Any] = {
 def test_properties_models_are_collected_from_nodes_subgraphs_and_top_level() -> None:
     models, warnings = models_from_workflow(WORKFLOW)
     by_name = {m.name: m for m in models}
-    assert set(by_name) == {"flux1-dev.safetensors", "clip_l.safetensors", "t5xxl.safetensors", "ae.safetensors"}
+    assert set(by_name) == {
+        "flux1-dev.safetensors",
+        "clip_l.safetensors",
+        "t5xxl.safetensors",
+        "ae.safetensors",
+    }
     assert by_name["flux1-dev.safetensors"].sha256 == SHA_A
     assert by_name["flux1-dev.safetensors"].folder == "diffusion_models"
     assert by_name["clip_l.safetensors"].folder == "text_encoders"  # `clip` is ComfyUI's legacy name
@@ -196,7 +222,15 @@ def test_cli_models_from_workflow_resolves_hashes_and_writes_a_loadable_manifest
 
     out = tmp_path / "models.yaml"
     status = main(
-        ["models-from-workflow", str(tmp_path / "wf.json"), "--set", "flux", "--resolve-hashes", "-o", str(out)]
+        [
+            "models-from-workflow",
+            str(tmp_path / "wf.json"),
+            "--set",
+            "flux",
+            "--resolve-hashes",
+            "-o",
+            str(out),
+        ]
     )
     assert status == 0
     manifest = load_model_manifest(out)
@@ -213,8 +247,23 @@ def test_cli_compute_hashes_streams_the_file(tmp_path: Path, file_server: FileSe
     import hashlib
 
     file_server.files["/ae.safetensors"] = b"vae bytes"
-    wf = {"nodes": [{"id": 1, "type": "VAELoader", "properties": {"models": [
-        {"name": "ae.safetensors", "url": f"{file_server.base_url}/ae.safetensors", "directory": "vae"}]}}]}
+    wf = {
+        "nodes": [
+            {
+                "id": 1,
+                "type": "VAELoader",
+                "properties": {
+                    "models": [
+                        {
+                            "name": "ae.safetensors",
+                            "url": f"{file_server.base_url}/ae.safetensors",
+                            "directory": "vae",
+                        }
+                    ]
+                },
+            }
+        ]
+    }
     (tmp_path / "wf.json").write_text(json.dumps(wf))
     out = tmp_path / "m.yaml"
     assert main(["models-from-workflow", str(tmp_path / "wf.json"), "--compute-hashes", "-o", str(out)]) == 0
@@ -228,10 +277,26 @@ def test_cli_fetch_models_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixtu
     src.write_bytes(b"lora")
     good = hashlib.sha256(b"lora").hexdigest()
     manifest = tmp_path / "m.json"
-    manifest.write_text(json.dumps(doc(
-        {"name": "l.safetensors", "url": src.as_uri(), "folder": "loras", "sha256": good, "sets": ["s"]},
-        {"name": "x.safetensors", "url": src.as_uri(), "folder": "vae", "sha256": SHA_A, "sets": ["bad"]},
-    )))
+    manifest.write_text(
+        json.dumps(
+            doc(
+                {
+                    "name": "l.safetensors",
+                    "url": src.as_uri(),
+                    "folder": "loras",
+                    "sha256": good,
+                    "sets": ["s"],
+                },
+                {
+                    "name": "x.safetensors",
+                    "url": src.as_uri(),
+                    "folder": "vae",
+                    "sha256": SHA_A,
+                    "sets": ["bad"],
+                },
+            )
+        )
+    )
     dest = tmp_path / "models"
     assert main(["fetch-models", "--manifest", str(manifest), "--set", "s", "--dest", str(dest)]) == 0
     assert (dest / "loras" / "l.safetensors").read_bytes() == b"lora"
