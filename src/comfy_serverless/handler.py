@@ -15,6 +15,7 @@ from runpod.http_client import AsyncClientSession
 from runpod.serverless.modules.rp_http import send_result
 
 from .errors import JobError
+from .logs import job_id_var
 from .worker import Worker
 
 log = logging.getLogger(__name__)
@@ -82,9 +83,11 @@ def make_handler(worker: Worker) -> Handler:
     """The async handler RunPod calls for each job."""
 
     async def handler(job: dict[str, Any]) -> dict[str, Any]:
+        job_id = str(job.get("id") or "local")
+        job_id_var.set(job_id)
         reporter = ProgressReporter(job, worker.settings.progress_interval)
         try:
-            result = await worker.run_job(str(job.get("id") or "local"), job.get("input"), reporter.offer)
+            result = await worker.run_job(job_id, job.get("input"), reporter.offer)
         except JobError as exc:
             log.info("Job failed (%s): %s", exc.error_type, exc.message)
             failure = exc.to_dict()

@@ -78,6 +78,10 @@ class Settings(BaseSettings):
         Path | None,
         Field(description="extra_model_paths.yaml handed to ComfyUI with --extra-model-paths-config."),
     ] = None
+    runpod_volume_path: Annotated[
+        Path,
+        Field(description="Where RunPod mounts the network volume; its models are checked at start."),
+    ] = Path("/runpod-volume")
     worker_data_dir: Annotated[
         Path,
         Field(description="Folder holding ComfyUI's input, output and temp folders, owned by the worker."),

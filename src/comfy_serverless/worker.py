@@ -23,6 +23,15 @@ from .delivery.storage import S3Storage
 from .jobs.runner import JobRunner, ProgressReport
 from .media.files import ComfyFiles
 from .media.inputs import InputFetcher
+from .provisioning import (
+    ModelSearchPaths,
+    VolumeReport,
+    build_startup_summary,
+    count_model_files,
+    diagnose_volume,
+    explain_missing_model,
+    parse_custom_node_log,
+)
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -44,12 +53,15 @@ def comfy_folders(settings: Settings) -> dict[str, Path]:
 class Worker:
     """Owns the core loop thread and everything that lives on it."""
 
-    def __init__(
-        self, settings: Settings, *, model_hint: ModelHint | None = None, allow_private_urls: bool = False
-    ):
+    def __init__(self, settings: Settings, *, model_hint: ModelHint | None = None):
         self.settings = settings
-        self.model_hint = model_hint
-        self.allow_private_urls = allow_private_urls
+        self.model_paths = ModelSearchPaths(
+            comfyui_models_dir=settings.comfyui_dir / "models" if settings.comfyui_dir else None,
+            volume_root=settings.runpod_volume_path if settings.runpod_volume_path.exists() else None,
+        )
+        self.volume: VolumeReport | None = None
+        self.model_hint = model_hint or self._explain_missing_model
+        self._summary_task: asyncio.Task[None] | None = None
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run_loop, name="comfy-serverless-core", daemon=True)
         self._started = threading.Event()
@@ -89,7 +101,44 @@ class Worker:
             storage=storage,
             model_hint=self.model_hint,
         )
+        self.supervisor.on_ready = self._log_startup_summary
         self.supervisor.start()
+        # While ComfyUI boots: check the network volume once, so model errors can point at its layout.
+        self.volume = await asyncio.to_thread(diagnose_volume, self.settings.runpod_volume_path)
+        if not self.volume.ok:
+            log.warning("%s", self.volume.render())
+
+    def _explain_missing_model(self, class_type: str, input_name: str, value: object) -> str | None:
+        volume = self.volume if self.volume is not None and not self.volume.ok else None
+        return explain_missing_model(
+            str(value), input_name=input_name, class_type=class_type, paths=self.model_paths, volume=volume
+        )
+
+    def _log_startup_summary(self) -> None:
+        supervisor = self.supervisor
+        assert supervisor is not None
+        if supervisor.boots > 1:
+            return
+
+        async def report() -> None:
+            try:
+                stats = await supervisor.client.system_stats()
+            except Exception as exc:  # the summary is informative; never let it break the worker
+                log.warning("Could not read /system_stats for the start-up summary: %s", exc)
+                stats = {}
+            folders = await asyncio.to_thread(count_model_files, self.model_paths)
+            log.info(
+                "%s",
+                build_startup_summary(
+                    system_stats=stats,
+                    custom_nodes=parse_custom_node_log(supervisor.boot_log) if supervisor.managed else None,
+                    model_folders=folders,
+                    volume=self.volume,
+                    boot_seconds=supervisor.last_boot_seconds,
+                ),
+            )
+
+        self._summary_task = asyncio.get_running_loop().create_task(report())
 
     def start(self) -> None:
         """Start the core loop and ComfyUI's boot; returns once both are under way."""

@@ -9,11 +9,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import ctypes
 import logging
 import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -30,6 +32,15 @@ comfy_log = logging.getLogger("comfyui")
 _READY_MARKER = "To see the GUI go to:"
 _PROBE_INTERVAL = 0.5
 _LOG_TAIL_LINES = 200
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: ask Linux to SIGKILL ComfyUI when the worker dies, however it dies
+    (a SIGKILLed or crashed worker must not leave an orphan ComfyUI holding the GPU and the port)."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 def _port_in_use(port: int) -> bool:
@@ -53,10 +64,19 @@ def describe_exit(returncode: int) -> str:
 class ComfyProcess:
     """One ComfyUI child process with its log captured line by line."""
 
-    def __init__(self, argv: list[str], cwd: Path, env: dict[str, str], log_tail: collections.deque[str]):
+    def __init__(
+        self,
+        argv: list[str],
+        cwd: Path,
+        env: dict[str, str],
+        log_tail: collections.deque[str],
+        boot_log: list[str],
+    ):
         self.argv = argv
         self.started_at = time.monotonic()
         self._log_tail = log_tail
+        self._boot_log = boot_log
+        self.booted = False
         self.popen = subprocess.Popen(
             argv,
             cwd=cwd,
@@ -65,6 +85,7 @@ class ComfyProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_die_with_parent,  # only a prctl call runs between fork and exec
         )
         self.pid = self.popen.pid
 
@@ -77,8 +98,11 @@ class ComfyProcess:
             for raw in iter(stream.readline, b""):
                 line = raw.decode("utf-8", "replace").rstrip()
                 self._log_tail.append(line)
+                if not self.booted:
+                    self._boot_log.append(line)
                 comfy_log.debug("%s", line)
                 if _READY_MARKER in line:
+                    self.booted = True
                     on_ready_line()
             on_exit(self.popen.wait())
 
@@ -108,6 +132,7 @@ class ComfySupervisor:
         self.client = client
         self.folders = folders or {}
         self.log_tail: collections.deque[str] = collections.deque(maxlen=_LOG_TAIL_LINES)
+        self.boot_log: list[str] = []  # every line of the current boot, until ComfyUI is ready
         self.process: ComfyProcess | None = None
         self.boots = 0
         self.failed_boots = 0
@@ -119,6 +144,7 @@ class ComfySupervisor:
         self._draining: set[asyncio.Task[None]] = set()
         self._expected_exit: set[int] = set()
         self._closing = False
+        self.on_ready: Callable[[], None] | None = None
 
     @property
     def managed(self) -> bool:
@@ -209,8 +235,12 @@ class ComfySupervisor:
             raise
         self.failed_boots = 0
         self.last_boot_seconds = time.monotonic() - started
+        if self.process is not None:
+            self.process.booted = True
         log.info("ComfyUI is ready after %.2f s", self.last_boot_seconds)
         ready.set_result(None)
+        if self.on_ready is not None:
+            self.on_ready()
 
     async def _boot_managed(self, started: float) -> None:
         settings = self.settings
@@ -234,7 +264,8 @@ class ComfySupervisor:
         argv = self._argv()
         log.info("Starting ComfyUI: %s", " ".join(argv))
         try:
-            process = ComfyProcess(argv, settings.comfyui_dir, env, self.log_tail)
+            self.boot_log = []
+            process = ComfyProcess(argv, settings.comfyui_dir, env, self.log_tail, self.boot_log)
         except OSError as exc:
             raise ComfyUnavailableError(
                 f"ComfyUI could not be started with {settings.comfyui_python}: {exc}",

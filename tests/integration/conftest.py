@@ -1,0 +1,191 @@
+"""The integration suite runs every test against each ComfyUI backend:
+
+- ``emulator``: the ComfyUI test double in tests/emulator, always;
+- ``real``: a real ComfyUI checkout when ``COMFYUI_DIR`` is set (CI sets it; ``COMFYUI_PYTHON`` names
+  its interpreter), otherwise skipped with the reason.
+
+Tests that need a fault a real server cannot be made to produce on demand ask for ``faults``, which
+skips on the real backend.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.reference import REFERENCE
+from tests.support.worker_process import EMULATOR_DIR, LocalApiWorker, free_port
+
+
+@dataclass
+class Backend:
+    name: str
+    comfyui_dir: Path
+    comfyui_python: str | None
+    models_dir: Path
+    extra_args: str = ""
+    classes: set[str] = field(default_factory=set)
+
+    @property
+    def is_real(self) -> bool:
+        return self.name == "real"
+
+    def env(self, data_dir: Path, **overrides: Any) -> dict[str, str]:
+        env = {
+            "COMFYUI_DIR": str(self.comfyui_dir),
+            "COMFYUI_PORT": str(free_port()),
+            "COMFYUI_ARGS": self.extra_args,
+            "COMFYUI_EXTRA_MODEL_PATHS": str(self.models_dir / "extra_model_paths.yaml"),
+            "WORKER_DATA_DIR": str(data_dir),
+            "RUNPOD_VOLUME_PATH": str(data_dir / "no-volume"),
+            "COMFYUI_BOOT_TIMEOUT": "180",
+            "LOG_LEVEL": "DEBUG",
+        }
+        if self.comfyui_python:
+            env["COMFYUI_PYTHON"] = self.comfyui_python
+        env.update({key.upper(): str(value) for key, value in overrides.items()})
+        return env
+
+    def require(self, *class_types: str) -> None:
+        """Skip when this ComfyUI lacks a node class the test's workflow uses."""
+        missing = [c for c in class_types if self.classes and c not in self.classes]
+        if missing:
+            pytest.skip(f"this ComfyUI ({self.name}) has no {', '.join(missing)} node")
+
+
+def _make_models(root: Path, python: str | None, real: bool) -> None:
+    """Random-weight models from ../shared/comfyui-reference/tools, so loaders have files to load."""
+    (root / "upscale_models").mkdir(parents=True, exist_ok=True)
+    (root / "checkpoints").mkdir(parents=True, exist_ok=True)
+    upscaler = root / "upscale_models" / "tiny_2x.safetensors"
+    if real:
+        assert python is not None
+        subprocess.run(
+            [python, str(REFERENCE / "tools" / "make_tiny_upscaler.py"), str(upscaler)],
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
+    else:
+        upscaler.write_bytes(b"random weights")
+    (root / "extra_model_paths.yaml").write_text(
+        f"tests:\n  base_path: {root}\n  upscale_models: upscale_models\n  checkpoints: checkpoints\n"
+    )
+
+
+@pytest.fixture(scope="session", params=["emulator", "real"])
+def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Backend:
+    models = tmp_path_factory.mktemp(f"models-{request.param}")
+    if request.param == "emulator":
+        _make_models(models, None, real=False)
+        return Backend("emulator", EMULATOR_DIR, None, models)
+    comfyui_dir = os.environ.get("COMFYUI_DIR")
+    if not comfyui_dir:
+        pytest.skip(
+            "real ComfyUI not configured: set COMFYUI_DIR (and COMFYUI_PYTHON) to run this suite against it"
+        )
+    python = os.environ.get("COMFYUI_PYTHON") or "python3"
+    _make_models(models, python, real=True)
+    return Backend(
+        "real", Path(comfyui_dir), python, models, extra_args=os.environ.get("COMFYUI_ARGS", "--cpu")
+    )
+
+
+@pytest.fixture(scope="session")
+def worker(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalApiWorker]:
+    """One worker per backend behind RunPod's local API server, shared by the tests that need no
+    special settings."""
+    data_dir = tmp_path_factory.mktemp(f"worker-{backend.name}")
+    instance = LocalApiWorker(backend.env(data_dir))
+    instance.data_dir = data_dir  # type: ignore[attr-defined]
+    try:
+        instance.wait_api()
+        answer = instance.runsync(
+            {
+                "workflow": {
+                    "1": {
+                        "class_type": "EmptyImage",
+                        "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0},
+                    },
+                    "2": {
+                        "class_type": "SaveImage",
+                        "inputs": {"images": ["1", 0], "filename_prefix": "warmup"},
+                    },
+                }
+            },
+            timeout=300,
+        )
+        assert answer["status"] == "COMPLETED", answer
+        backend.classes = set(_object_info_classes(instance))
+        yield instance
+    finally:
+        instance.stop()
+
+
+def _object_info_classes(instance: LocalApiWorker) -> list[str]:
+    import requests
+
+    port = instance.env["COMFYUI_PORT"]
+    return list(requests.get(f"http://127.0.0.1:{port}/object_info", timeout=30).json())
+
+
+class Faults:
+    """Writes the emulator's fault switches (tests/emulator/README.md) to its faults file."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.set()
+
+    def set(self, **switches: Any) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(switches))
+        tmp.replace(self.path)
+
+    def clear(self) -> None:
+        self.set()
+
+    def read(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(self.path.read_text() or "{}")
+        return data
+
+
+@pytest.fixture
+def faults(backend: Backend, tmp_path: Path) -> Faults:
+    if backend.is_real:
+        pytest.skip(
+            "fault injection needs the emulator: a real ComfyUI cannot crash, hang or drop its socket on demand"
+        )
+    return Faults(tmp_path / "faults.json")
+
+
+@pytest.fixture
+def make_worker(backend: Backend, tmp_path: Path) -> Iterator[Any]:
+    """Start a worker with special settings; stopped at the end of the test."""
+    started: list[LocalApiWorker] = []
+
+    def start(wait_ready: bool = True, **settings: Any) -> LocalApiWorker:
+        data_dir = tmp_path / f"data{len(started)}"
+        instance = LocalApiWorker(backend.env(data_dir, **settings))
+        instance.data_dir = data_dir  # type: ignore[attr-defined]
+        started.append(instance)
+        instance.wait_api()
+        return instance
+
+    yield start
+    for instance in started:
+        instance.stop()
+
+
+@pytest.fixture
+def emulator_only(backend: Backend) -> None:
+    """For tests of the worker's own plumbing (delivery, result shape, CLI modes): they do not depend
+    on ComfyUI's behaviour, so one backend is enough."""
+    if backend.is_real:
+        pytest.skip("worker-side behaviour, independent of the ComfyUI backend; covered with the emulator")
