@@ -10,6 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 
+def seconds_text(value: float) -> str:
+    """Seconds as people write them: 3, 2.5, 10000000."""
+    return f"{value:.0f}" if value == int(value) else f"{value:.3g}"
+
+
 class JobError(Exception):
     """A job failed in a way the caller should hear about."""
 

@@ -36,9 +36,6 @@ UI_FORMAT = {
 }
 
 CORPUS: list[tuple[str, Any, list[str]]] = [
-    ("input-is-a-plain-string", "make me a cat", ["input is a string but not a JSON object"]),
-    ("input-is-a-number", 42, ["input must be a JSON object", "not a number"]),
-    ("input-is-an-array", [1, 2], ["input must be a JSON object", "not an array"]),
     ("workflow-missing", {"prompt": tiny()}, ["workflow: Field required"]),
     (
         "workflow-invalid-json-string",
@@ -220,7 +217,37 @@ def test_bad_job_names_its_culprit_and_the_next_job_succeeds(
 
 
 def test_corpus_is_big_enough() -> None:
-    assert len(CORPUS) >= 25
+    assert len(CORPUS) + len(NOT_AN_OBJECT) >= 25
+
+
+# RunPod's local API server refuses an `input` that is not an object (HTTP 422) before the handler runs;
+# RunPod's queue delivers whatever was sent, so these go through the production loop.
+NOT_AN_OBJECT: list[tuple[str, Any, list[str]]] = [
+    ("input-is-a-plain-string", "make me a cat", ["input is a string but not a JSON object"]),
+    ("input-is-a-json-string-of-an-array", "[1]", ["input must be a JSON object", "not an array"]),
+    ("input-is-a-number", 42, ["input must be a JSON object", "not a number"]),
+    ("input-is-an-array", [1, 2], ["input must be a JSON object", "not an array"]),
+    ("input-is-null", None, ["input must be a JSON object", "not null"]),
+]
+
+
+def test_inputs_that_are_not_objects_through_runpods_queue(backend, tmp_path) -> None:
+    from tests.support.fake_runpod import FakeRunPod
+    from tests.support.worker_process import WorkerProcess
+
+    queue = FakeRunPod().start()
+    worker = WorkerProcess(backend.env(tmp_path / "data") | queue.env(), [])
+    try:
+        for name, job_input, fragments in NOT_AN_OBJECT:
+            queue.submit(name, job_input)
+            result = queue.result(name, timeout=240)
+            for fragment in fragments:
+                assert fragment in result["error"], (name, result)
+            queue.submit(name + "-next", {"workflow": tiny()})
+            assert queue.result(name + "-next", timeout=60)["output"]["status"] == "success"
+    finally:
+        worker.stop()
+        queue.close()
 
 
 def test_failed_job_result_carries_type_and_details_for_runpod(worker) -> None:

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ..errors import ComfyCrashedError, ComfyUnavailableError
+from ..errors import ComfyCrashedError, ComfyUnavailableError, seconds_text
 from ..settings import Settings
 from .client import ComfyClient, ComfyConnectionError, PromptTracker
 
@@ -199,13 +199,13 @@ class ComfySupervisor:
             str(settings.comfyui_port),
             "--disable-auto-launch",
         ]
-        for flag, key in (
-            ("--input-directory", "input"),
-            ("--output-directory", "output"),
-            ("--temp-directory", "temp"),
-        ):
-            if key in self.folders:
-                argv += [flag, str(self.folders[key])]
+        if "input" in self.folders:
+            argv += ["--input-directory", str(self.folders["input"])]
+        if "output" in self.folders:
+            argv += ["--output-directory", str(self.folders["output"])]
+        if "temp" in self.folders:
+            # ComfyUI keeps temp files in <--temp-directory>/temp (main.py joins "temp" on).
+            argv += ["--temp-directory", str(self.folders["temp"].parent)]
         if settings.comfyui_extra_model_paths is not None:
             argv += ["--extra-model-paths-config", str(settings.comfyui_extra_model_paths)]
         return argv + settings.extra_comfyui_args
@@ -300,7 +300,7 @@ class ComfySupervisor:
                     self._expected_exit.add(self.process.pid)
                     self.process.kill()
                 raise ComfyUnavailableError(
-                    f"ComfyUI did not become ready within {self.settings.comfyui_boot_timeout:g} s "
+                    f"ComfyUI did not become ready within {seconds_text(self.settings.comfyui_boot_timeout)} s "
                     f"(COMFYUI_BOOT_TIMEOUT). Last ComfyUI log lines:\n{self.tail()}",
                     details={"boot_timeout": self.settings.comfyui_boot_timeout, "log_tail": self.tail(40)},
                 )
@@ -390,7 +390,7 @@ class ComfySupervisor:
                 log.info("Abandoned prompt %s stopped", prompt_id)
             except TimeoutError:
                 await self.restart(
-                    f"prompt {prompt_id} did not stop within {self.settings.comfyui_interrupt_grace:g} s "
+                    f"prompt {prompt_id} did not stop within {seconds_text(self.settings.comfyui_interrupt_grace)} s "
                     "of being interrupted (COMFYUI_INTERRUPT_GRACE)"
                 )
             except Exception as exc:  # the prompt ended some other way (crash, restart)

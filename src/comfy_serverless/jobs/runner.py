@@ -39,6 +39,7 @@ from ..errors import (
     OutputError,
     OutputTooLargeError,
     WorkflowValidationError,
+    seconds_text,
 )
 from ..logs import job_id_var
 from ..media.files import ComfyFiles
@@ -113,7 +114,7 @@ class JobRunner:
         except TimeoutError:
             self._abandon(state)
             raise JobTimeoutError(
-                f"Job timed out after {timeout:g} s {self._where(state)}"
+                f"Job timed out after {seconds_text(timeout)} s {self._where(state)}"
                 + ("; the prompt was interrupted in ComfyUI" if state.abandoned else ""),
                 details={"timeout": timeout, "stage": state.stage, **self._position(state)},
             ) from None
@@ -143,7 +144,7 @@ class JobRunner:
         timeout = job.timeout or self.settings.job_timeout_default
         if timeout > self.settings.job_timeout_max:
             raise InvalidInputError(
-                f"timeout: {timeout:g} s is more than the {self.settings.job_timeout_max:g} s this worker "
+                f"timeout: {seconds_text(timeout)} s is more than the {seconds_text(self.settings.job_timeout_max)} s this worker "
                 "allows (JOB_TIMEOUT_MAX)",
                 details={"field": "timeout", "maximum": self.settings.job_timeout_max},
             )

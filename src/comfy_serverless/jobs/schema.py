@@ -18,6 +18,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -68,6 +69,15 @@ class JobInput(BaseModel):
 
     workflow: Annotated[
         dict[str, Any],
+        WithJsonSchema(
+            {
+                "anyOf": [{"type": "object"}, {"type": "string"}],
+                "title": "Workflow",
+                "description": "ComfyUI workflow in API format ({node_id: {class_type, inputs}}), as an "
+                "object or a JSON string. UI-format workflows (with `nodes` and `links`) are refused "
+                "with an explanation.",
+            }
+        ),
         Field(
             description="ComfyUI workflow in API format ({node_id: {class_type, inputs}}), as an object or "
             "a JSON string. UI-format workflows (with `nodes` and `links`) are refused with an explanation.",
@@ -181,3 +191,9 @@ def job_input_json_schema() -> dict[str, Any]:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "comfy-serverless job input"
     return schema
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.stdout.write(json.dumps(job_input_json_schema(), indent=2) + "\n")

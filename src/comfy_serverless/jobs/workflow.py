@@ -6,7 +6,8 @@
 - isolate the job: its save nodes write under a per-job subfolder (``filename_prefix``), and values that
   name an uploaded file point at the job's own input subfolder. A per-job prefix also makes an
   identical job re-run its save node, so its outputs exist again (04_cached_rerun: a changed
-  filename_prefix re-runs only the save node, everything upstream stays cached).
+  filename_prefix re-runs only the save node, everything upstream stays cached). Output nodes without
+  a prefix get a job marker input for the same reason.
 """
 
 from __future__ import annotations
@@ -20,6 +21,12 @@ from typing import Any
 from ..errors import WorkflowError
 
 _PREFIX_INPUT = "filename_prefix"
+# An input no node declares: ComfyUI passes only declared inputs to a node, but its cache key covers
+# every input in the prompt (comfy_execution/caching.py, get_immediate_node_signature). Set on output
+# nodes that have no filename_prefix (PreviewImage, PreviewAudio, custom savers), it makes them run
+# again for each job, so their files exist for the job instead of being a cached report of files an
+# earlier job already removed.
+JOB_MARKER_INPUT = "comfy_serverless_job"
 _ANNOTATION_SUFFIX = " [input]"
 
 
@@ -133,8 +140,17 @@ def prepare_workflow(
     class_types = _check_nodes(prompt)
     _merge_params(prompt, params, class_types, known_inputs or {})
     prepared = PreparedWorkflow(prompt=prompt, class_types=class_types)
+    linked = {
+        str(value[0])
+        for node in prompt.values()
+        for value in node["inputs"].values()
+        if isinstance(value, list) and len(value) == 2 and isinstance(value[1], int)
+    }
     for node_id, node in prompt.items():
         inputs = node["inputs"]
+        if node_id not in linked and not isinstance(inputs.get(_PREFIX_INPUT), str):
+            # Nothing consumes this node: it is an output node (or never runs at all).
+            inputs[JOB_MARKER_INPUT] = job_folder
         for name, value in inputs.items():
             if not isinstance(value, str):
                 continue
