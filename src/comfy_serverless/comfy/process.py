@@ -206,9 +206,27 @@ class ComfySupervisor:
         if "temp" in self.folders:
             # ComfyUI keeps temp files in <--temp-directory>/temp (main.py joins "temp" on).
             argv += ["--temp-directory", str(self.folders["temp"].parent)]
+        # Keep ComfyUI's own state out of its (possibly read-only, possibly shared) install folder, when
+        # this ComfyUI knows the flags: user settings in the worker's folder, the job database in memory.
+        known = self._known_flags()
+        extra = settings.extra_comfyui_args
+        if "--user-directory" in known and "--user-directory" not in extra and "input" in self.folders:
+            user_dir = self.folders["input"].parent / "user"
+            user_dir.mkdir(parents=True, exist_ok=True)
+            argv += ["--user-directory", str(user_dir)]
+        if "--database-url" in known and "--database-url" not in extra:
+            argv += ["--database-url", "sqlite:///:memory:"]
         if settings.comfyui_extra_model_paths is not None:
             argv += ["--extra-model-paths-config", str(settings.comfyui_extra_model_paths)]
-        return argv + settings.extra_comfyui_args
+        return argv + extra
+
+    def _known_flags(self) -> str:
+        """The text of ComfyUI's argument parser, to tell which optional flags this version accepts."""
+        assert self.settings.comfyui_dir is not None
+        try:
+            return (self.settings.comfyui_dir / "comfy" / "cli_args.py").read_text(errors="replace")
+        except OSError:
+            return ""
 
     async def _boot(self, ready: asyncio.Future[None]) -> None:
         started = time.monotonic()
