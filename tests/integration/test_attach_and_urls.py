@@ -16,7 +16,7 @@ import requests
 from tests.support.reference import workflow
 from tests.support.worker_process import free_port
 
-from .helpers import assert_completed, assert_failed, decode_image, png_b64, tiny
+from .helpers import assert_completed, assert_failed, assert_rgb_close, decode_image, png_b64, tiny
 
 
 @pytest.fixture
@@ -123,7 +123,7 @@ def test_url_input_is_downloaded_when_private_urls_are_allowed(
         "images": [{"name": "anchor_input.png", "image": image_server + "/redirect?token=abc"}],
     }
     output = assert_completed(worker.runsync(job))
-    assert decode_image(output["outputs"][0]).convert("RGB").getpixel((0, 0)) == (254, 253, 252)
+    assert_rgb_close(decode_image(output["outputs"][0]).convert("RGB").getpixel((0, 0)), (254, 253, 252))
     missing = {
         "workflow": wf,
         "images": [{"name": "anchor_input.png", "image": image_server + "/nope.png?token=abc"}],
