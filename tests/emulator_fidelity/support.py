@@ -108,6 +108,10 @@ def normalize_names(data: Any) -> Any:
     return data
 
 
+def list_dir(path: str | Path) -> list[str]:
+    return sorted(p.name for p in Path(path).iterdir())
+
+
 def png_bytes(size: tuple[int, int] = (64, 48), color: tuple[int, int, int] = (200, 30, 60)) -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", size, color).save(buf, format="PNG")

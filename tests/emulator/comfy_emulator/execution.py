@@ -572,6 +572,9 @@ class Executor:
             if is_link(value):
                 source = str(value[0])
                 outputs = results.get(source)
+                if outputs is None:
+                    cached = self.cache.get(source)  # 04: upstream nodes served from the cache
+                    outputs = cached.outputs if cached is not None else None
                 if outputs is None or value[1] >= len(outputs):
                     continue
                 value = outputs[value[1]]
