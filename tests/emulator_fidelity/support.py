@@ -159,7 +159,7 @@ class WSRecorder:
             async for msg in self.ws:
                 if msg.type == aiohttp.WSMsgType.TEXT:
                     data = json.loads(msg.data)
-                    self.messages.append(Message("text", data["type"], data["data"]))
+                    self.messages.append(Message("text", data["type"], data["data"], msg.data.encode()))
                 elif msg.type == aiohttp.WSMsgType.BINARY:
                     raw = bytes(msg.data)
                     event = struct.unpack(">I", raw[:4])[0]

@@ -642,7 +642,7 @@ class Executor:
                 result = await impl(ctx, values)
             else:
                 result = await generic(ctx, values, self.catalog.return_types(class_type))
-            await self._slow_node(class_type)
+            await self._slow_node(node_id, class_type)
             ui = result.ui
             entry_ui: dict[str, Any] | None = None
             if ui:
@@ -747,12 +747,21 @@ class Executor:
                 )
         return None
 
-    async def _slow_node(self, class_type: str) -> None:
-        delays = self.faults.value("node_delay_s")
-        if isinstance(delays, dict):
-            delay = delays.get(class_type, delays.get("*"))
+    async def _slow_node(self, node_id: str, class_type: str) -> None:
+        """``node_delay_s`` ({class: s}, "*" for all) and ``node_delay_on_node`` ({node_id: s})."""
+        total = 0.0
+        by_class = self.faults.value("node_delay_s")
+        if isinstance(by_class, dict):
+            delay = by_class.get(class_type, by_class.get("*"))
             if isinstance(delay, (int, float)) and delay > 0:
-                await asyncio.sleep(float(delay))
+                total += float(delay)
+        by_node = self.faults.value("node_delay_on_node")
+        if isinstance(by_node, dict):
+            delay = by_node.get(node_id)
+            if isinstance(delay, (int, float)) and delay > 0:
+                total += float(delay)
+        if total > 0:
+            await asyncio.sleep(total)
 
     async def _crash(self) -> None:
         faults = self.faults

@@ -23,7 +23,7 @@ from aiohttp import WSMsgType, web
 from aiohttp.web_request import FileField
 from PIL import Image
 
-from . import EMULATOR_VERSION, __version__
+from . import __version__
 from .catalog import Catalog
 from .config import Settings
 from .execution import Executor
@@ -294,7 +294,6 @@ class EmulatorServer:
                 "pytorch_version": "2.14.1+cu130",
                 "embedded_python": False,
                 "argv": self.settings.argv,
-                "emulator_version": EMULATOR_VERSION,
             },
             "devices": [device],
         }
