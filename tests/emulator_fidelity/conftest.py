@@ -39,7 +39,7 @@ async def client(shared_emulator: EmulatorProcess) -> AsyncIterator[Client]:
         await c.clear_cache()
         yield c
         await c.close()
-    assert shared_emulator.returncode() is None, shared_emulator.log_tail()
+    assert shared_emulator.returncode() is None, (shared_emulator.returncode(), shared_emulator.log_tail())
 
 
 @pytest.fixture
@@ -61,5 +61,6 @@ def make_emulator(tmp_path: Path) -> Iterator[Callable[..., EmulatorProcess]]:
 
 @pytest.fixture
 async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
+    """No keep-alive: private emulators get restarted on the same port."""
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as s:
         yield s

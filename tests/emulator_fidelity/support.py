@@ -192,6 +192,17 @@ class WSRecorder:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), remaining)
 
+    async def wait_closed(self, wait_s: float = 10.0) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_s
+        while not self.closed:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise AssertionError(f"socket still open; got {self.types()}")
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), remaining)
+
     async def wait_done(self, prompt_id: str, wait_s: float = 20.0) -> Message:
         """Until ``executing {node: null}`` of the prompt (always the last message, PROTOCOL.md)."""
 
@@ -279,3 +290,9 @@ class Client:
     async def close(self) -> None:
         for rec in self._sockets:
             await rec.close()
+
+
+def free_port_for_tests() -> int:
+    from comfy_emulator.control import free_port
+
+    return free_port()

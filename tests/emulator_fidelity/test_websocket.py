@@ -81,6 +81,7 @@ async def test_reconnect_mid_run(client: Client) -> None:
     first, cid = await client.ws()
     prompt = workflow("long_chain")
     prompt["2"]["inputs"]["seed"] = unique_number()
+    prompt["1"]["inputs"]["width"] = prompt["1"]["inputs"]["height"] = 256  # keep real Pillow work small
     posted = await client.post_prompt(prompt, cid)
     await first.wait_executing("2")
     await first.close()

@@ -148,8 +148,10 @@ class Signatures:
         self.active.add(node_id)
         try:
             node = self.prompt[node_id]
-            class_type = node.get("class_type")
-            inputs = node.get("inputs", {})
+            class_type = node.get("class_type") if isinstance(node, dict) else None
+            inputs = node.get("inputs", {}) if isinstance(node, dict) else {}
+            if not isinstance(inputs, dict):  # unreachable nodes are not validated by ComfyUI
+                inputs = {}
             items: list[tuple[Any, ...]] = []
             for name in sorted(inputs):
                 value = inputs[name]
@@ -688,8 +690,12 @@ class Executor:
             frames = list(EXECUTION_FRAMES) + list(exc.frames)
             if exc.type_name.endswith("OutOfMemoryError"):
                 tips = OOM_TIPS
+        elif isinstance(exc, PlainException):
+            type_name = "Exception"
+            message = str(exc)
+            frames = list(EXECUTION_FRAMES) + list(exc.frames)
         else:
-            type_name = "Exception" if isinstance(exc, PlainException) else full_type_name(exc)
+            type_name = full_type_name(exc)
             message = str(exc)
             frames = list(EXECUTION_FRAMES)
             if self.catalog.is_v3(class_type):

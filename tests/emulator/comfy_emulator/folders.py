@@ -233,7 +233,7 @@ class FolderPaths:
                 + common
             )
             log.error(err)
-            raise PlainException(err)
+            raise PlainException(err, [SAVE_PATH_FRAME])
         counter = 1
         try:
             existing = os.listdir(full_output_folder)
@@ -259,6 +259,15 @@ class FolderPaths:
 
 class PlainException(Exception):
     """Stands for a bare ``Exception`` raised by ComfyUI code (exception_type ``"Exception"``)."""
+
+    def __init__(self, message: str, frames: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.frames = frames or []
+
+
+SAVE_PATH_FRAME = (
+    '  File "/opt/ComfyUI/folder_paths.py", line 446, in get_save_image_path\n    raise Exception(err)\n'
+)
 
 
 def _compute_vars(text: str, width: int, height: int) -> str:

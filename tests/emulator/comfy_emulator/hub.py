@@ -33,6 +33,10 @@ SERVER_FEATURES: dict[str, Any] = {
 }
 
 
+_ARM = "\x00arm-drop"
+_DISARM = "\x00disarm-drop"
+
+
 @dataclass
 class _Outgoing:
     event: str | int
@@ -94,6 +98,15 @@ class Hub:
                 self._idle.set()
 
     async def _deliver(self, item: _Outgoing) -> None:
+        if item.event == _ARM:
+            count, mode, refuse_s = item.data
+            self._drop_countdown = count
+            self._drop_mode = mode
+            self._refuse_after_drop_s = refuse_s
+            return
+        if item.event == _DISARM:
+            self._drop_countdown = None
+            return
         if isinstance(item.event, str) and item.event in self.drop_types:
             return
         if isinstance(item.event, int):
@@ -126,12 +139,15 @@ class Hub:
 
     # ------------------------------------------------------------------ faults
     def arm_drop(self, after_messages: int, mode: str, refuse_s: float) -> None:
-        self._drop_countdown = max(1, int(after_messages))
-        self._drop_mode = mode
-        self._refuse_after_drop_s = max(0.0, float(refuse_s))
+        """Count from the next message queued (not from messages already waiting in the queue)."""
+        self._idle.clear()
+        self._queue.put_nowait(
+            _Outgoing(_ARM, (max(1, int(after_messages)), mode, max(0.0, float(refuse_s))), None)
+        )
 
     def disarm_drop(self) -> None:
-        self._drop_countdown = None
+        self._idle.clear()
+        self._queue.put_nowait(_Outgoing(_DISARM, None, None))
 
     async def drop_all(self, mode: str = "abort") -> None:
         log.warning("[emulator] fault: dropping %d websocket connection(s) (%s)", len(self.sockets), mode)

@@ -26,7 +26,7 @@ from PIL import Image
 from . import __version__
 from .catalog import Catalog
 from .config import Settings
-from .execution import Executor
+from .execution import Executor, Outcome
 from .faults import FaultStore
 from .folders import FolderPaths, content_type_for
 from .hub import SERVER_FEATURES, Hub
@@ -65,6 +65,18 @@ def _memory() -> tuple[int, int]:
     except (OSError, ValueError, IndexError):
         total, free = 16 * 1024**3, 8 * 1024**3
     return total, free
+
+
+def _route_value(table: Any, path: str) -> Any:
+    """Fault tables keyed by route: ``"/history"`` also matches ``/history/<id>`` and ``/api/history``."""
+    if not isinstance(table, dict):
+        return None
+    best: str | None = None
+    for key in table:
+        matches = isinstance(key, str) and (path == key or path.startswith(key.rstrip("/") + "/"))
+        if matches and (best is None or len(key) > len(best)):
+            best = key
+    return table[best] if best is not None else None
 
 
 class EmulatorServer:
@@ -133,14 +145,12 @@ class EmulatorServer:
     async def _fault_middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         faults = self.faults.get()
         path = request.path[4:] if request.path.startswith("/api/") else request.path
-        delays = faults.get("route_delay_s")
-        if isinstance(delays, dict):
-            delay = delays.get(path)
-            if isinstance(delay, (int, float)) and delay > 0:
-                await asyncio.sleep(float(delay))
-        statuses = faults.get("route_status")
-        if isinstance(statuses, dict) and isinstance(statuses.get(path), int):
-            return web.Response(status=int(statuses[path]), text=f"emulator fault: forced status for {path}")
+        delay = _route_value(faults.get("route_delay_s"), path)
+        if isinstance(delay, (int, float)) and delay > 0:
+            await asyncio.sleep(float(delay))
+        status = _route_value(faults.get("route_status"), path)
+        if isinstance(status, int):
+            return web.Response(status=status, text=f"emulator fault: forced status {status} for {path}")
         return await handler(request)
 
     def _queue_updated(self) -> None:
@@ -157,7 +167,25 @@ class EmulatorServer:
                 continue
             task_id, item = await self.queue.get()
             started = time.perf_counter()
-            outcome = await self.executor.execute(item)
+            try:
+                outcome = await self.executor.execute(item)
+            except Exception as exc:  # an emulator bug must not stop the queue
+                log.exception("[emulator] internal error while executing %s", item.prompt_id)
+                outcome = Outcome(
+                    False,
+                    {"outputs": {}, "meta": {}},
+                    [
+                        [
+                            "execution_error",
+                            {
+                                "prompt_id": item.prompt_id,
+                                "exception_message": str(exc),
+                                "exception_type": type(exc).__name__,
+                                "timestamp": int(time.time() * 1000),
+                            },
+                        ]
+                    ],
+                )
             status = {
                 "status_str": "success" if outcome.success else "error",
                 "completed": outcome.success,
