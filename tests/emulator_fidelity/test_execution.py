@@ -305,3 +305,60 @@ async def test_unreachable_garbage_nodes_do_not_break_execution(client: Client) 
     prompt["9"] = {"class_type": "ImageInvert", "inputs": ["not", "a", "dict"]}
     _, history = await client.run(prompt)
     assert history["status"]["status_str"] == "success"
+
+
+async def test_other_catalogue_classes_run_as_pass_through(client: Client) -> None:
+    """Classes without an emulated implementation pass matching inputs through and make dummy
+    outputs; output nodes with no ui send no executed and leave no history output."""
+    prompt = with_color(workflow("tiny_image"))
+    prompt["5"] = {
+        "class_type": "ImageSharpen",
+        "inputs": {"image": ["1", 0], "sharpen_radius": 1, "sigma": 1.0, "alpha": 1.0},
+    }
+    prompt["2"]["inputs"]["images"] = ["5", 0]
+    prompt["6"] = {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}}
+    prompt["7"] = {
+        "class_type": "SaveLatent",
+        "inputs": {"samples": ["6", 0], "filename_prefix": "latents/x"},
+    }
+    rec, history = await client.run(prompt)
+    assert history["status"]["status_str"] == "success"
+    assert [m.data["node"] for m in rec.of_type("executed")] == ["2"]
+    assert list(history["outputs"]) == ["2"]
+    assert sorted(history["prompt"][4]) == ["2", "7"]
+
+
+async def test_secret_extra_data_never_leaves_the_server(client: Client) -> None:
+    rec, cid = await client.ws()
+    posted = await client.post_prompt(
+        with_color(workflow("tiny_image")), cid, extra_data={"api_key_comfy_org": "secret", "keep": 1}
+    )
+    await rec.wait_done(posted["prompt_id"])
+    history = await client.history(posted["prompt_id"])
+    assert history["prompt"][3] == {
+        "keep": 1,
+        "client_id": cid,
+        "create_time": history["prompt"][3]["create_time"],
+    }
+    assert "secret" not in str(await client.get_json("/history"))
+
+
+async def test_second_socket_with_the_same_client_id(client: Client) -> None:
+    """One socket per clientId: a new connection takes over, and when the old one closes the server
+    forgets the clientId altogether (ComfyUI pops it unconditionally), so the new socket stops getting
+    the prompt's messages until it reconnects."""
+    old, cid = await client.ws()
+    new, _ = await client.ws(client_id=cid)
+    posted = await client.post_prompt(with_color(workflow("tiny_image")), cid)
+    await new.wait_done(posted["prompt_id"])
+    assert "execution_start" not in old.types()
+    await old.close()
+    await asyncio.sleep(0.1)
+    posted = await client.post_prompt(with_color(workflow("tiny_image")), cid)
+    for _ in range(50):
+        if await client.get_json(f"/history/{posted['prompt_id']}"):
+            break
+        await asyncio.sleep(0.05)
+    assert posted["prompt_id"] not in [
+        m.data.get("prompt_id") for m in new.messages if m.kind == "text" and isinstance(m.data, dict)
+    ]

@@ -132,3 +132,16 @@ async def test_object_info_lists_real_model_files(
     async with session.get(emu.base_url + "/object_info/CheckpointLoaderSimple") as resp:
         single = await resp.json()
     assert single["CheckpointLoaderSimple"] == info["CheckpointLoaderSimple"]
+
+
+async def test_unknown_route_and_cors(
+    make_emulator: Callable[..., EmulatorProcess], session: aiohttp.ClientSession
+) -> None:
+    emu = make_emulator(extra_args=["--enable-cors-header"])
+    expected = _recorded("/nonexistent_route")
+    async with session.get(emu.base_url + "/nonexistent_route") as resp:
+        assert resp.status == 404 and await resp.read() == b""
+        assert resp.headers["Content-Type"] == expected["headers"]["Content-Type"]
+        assert resp.headers["Access-Control-Allow-Origin"] == "*"
+    async with session.options(emu.base_url + "/prompt") as resp:
+        assert resp.status == 200 and resp.headers["Access-Control-Allow-Origin"] == "*"

@@ -151,7 +151,21 @@ class EmulatorServer:
         status = _route_value(faults.get("route_status"), path)
         if isinstance(status, int):
             return web.Response(status=status, text=f"emulator fault: forced status {status} for {path}")
-        return await handler(request)
+        cors = self.settings.cors_origin
+        if cors and request.method == "OPTIONS":
+            response: web.StreamResponse = web.Response()
+        else:
+            try:
+                response = await handler(request)
+            except web.HTTPNotFound:
+                # 01_meta_endpoints: unknown routes answer 404 with an empty octet-stream body
+                response = web.Response(status=404, body=b"", headers={"Content-Type": "application/octet-stream"})
+        if cors:
+            response.headers["Access-Control-Allow-Origin"] = cors
+            response.headers["Access-Control-Allow-Methods"] = "POST, GET, DELETE, PUT, OPTIONS, PATCH"
+            response.headers["Access-Control-Allow-Headers"] = "Content-Type, Authorization"
+            response.headers["Access-Control-Allow-Credentials"] = "true"
+        return response
 
     def _queue_updated(self) -> None:
         self.hub.send("status", {"status": self.queue.queue_info()})
