@@ -165,9 +165,14 @@ async def serve(settings: Settings, folders: FolderPaths, faults: FaultStore) ->
     runner = web.AppRunner(server.app, access_log=None, handle_signals=False)
     await runner.setup()
     log.info("Starting server\n")
-    for address in settings.listen:
+    for index, address in enumerate(settings.listen):
         site = web.TCPSite(runner, address, settings.port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError:
+            if index == 0:
+                raise  # like ComfyUI: a taken port ends the process with the OSError traceback
+            log.warning("Could not listen on %s:%d", address, settings.port)
     address = settings.listen[0]
     if address in ("0.0.0.0", "::"):
         address = "127.0.0.1"
