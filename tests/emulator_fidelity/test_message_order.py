@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
 
 from .support import (
+    REFERENCE,
     Client,
     executed_outputs,
     executing_nodes,
@@ -218,3 +221,86 @@ async def test_execution_order_of_mixed_outputs(client: Client) -> None:
     """09: EmptyAudio first (it feeds CreateVideo -> SaveVideo), output nodes as soon as ready."""
     rec, _ = await client.run(with_color(workflow("video")))
     assert executing_nodes(rec.messages) == ["3", "1", "2", "6", "4", "5", None]
+
+
+def _shape(value: Any) -> Any:
+    """ws_message_shapes.json notation: type names, dict keys sorted, lists by their first element."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, str):
+        return "str"
+    if isinstance(value, list):
+        return [_shape(value[0])] if value else []
+    return {k: _shape(value[k]) for k in sorted(value)}
+
+
+def _normalized(msg_type: str, shape: Any) -> Any:
+    """Keys that are node ids or input names do not belong to the shape."""
+    if msg_type == "progress_state":
+        return {**shape, "nodes": sorted({json.dumps(v, sort_keys=True) for v in shape["nodes"].values()})}
+    if msg_type == "execution_error":
+        return {**shape, "current_inputs": sorted({json.dumps(v) for v in shape["current_inputs"].values()})}
+    return shape
+
+
+def _fits(shape: Any, allowed: Any) -> bool:
+    """Equal shapes, where an empty list fits any list shape; normalized id-keyed parts (lists of JSON
+    strings) must be subsets."""
+    if isinstance(shape, list) and isinstance(allowed, list):
+        if shape and all(isinstance(x, str) and x[:1] in "{[" for x in shape):
+            return set(shape) <= set(allowed)
+        return not shape or (bool(allowed) and all(_fits(s, allowed[0]) for s in shape[:1]))
+    if isinstance(shape, dict) and isinstance(allowed, dict):
+        return shape.keys() == allowed.keys() and all(_fits(shape[k], allowed[k]) for k in shape)
+    return bool(shape == allowed)
+
+
+async def test_every_message_has_a_recorded_shape(client: Client) -> None:
+    recorded = json.loads((REFERENCE / "transcripts" / "ws_message_shapes.json").read_text())["json_messages"]
+    allowed: dict[str, list[Any]] = {}
+    for name, info in recorded.items():
+        msg_type = name.split("(")[0]
+        allowed.setdefault(msg_type, []).extend(_normalized(msg_type, s) for s in info["data_shapes"])
+    # node entries of progress_state: any recorded entry shape may appear in any message
+    entries = sorted({e for shape in allowed["progress_state"] for e in shape["nodes"]})
+    allowed["progress_state"] = [{**allowed["progress_state"][0], "nodes": entries}]
+    seen: set[str] = set()
+    await _upload_anchor_inputs(client)
+    for name in (
+        "tiny_image",
+        "load_invert",
+        "preview_image",
+        "animated_webp_png",
+        "video",
+        "audio",
+        "text_output",
+        "runtime_error",
+        "progress_upscale",
+        "ksampler_random_sd15",
+    ):
+        prompt = workflow(name)
+        rec, _ = await client.run(prompt, extra_data={"preview_method": "auto"})
+        rec2, _ = await client.run(prompt)  # cached re-run
+        for m in rec.messages + rec2.messages:
+            if m.kind != "text":
+                continue
+            shape = _normalized(m.type, _shape(m.data))
+            assert any(_fits(shape, a) for a in allowed[m.type]), (name, m.type, shape)
+            seen.add(m.type)
+    assert seen >= {
+        "status",
+        "execution_start",
+        "execution_cached",
+        "executing",
+        "executed",
+        "progress",
+        "progress_state",
+        "execution_success",
+        "execution_error",
+    }
