@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -14,7 +15,7 @@ from .support import Client, EmulatorProcess, png_bytes, recorded_http, with_col
 
 async def _upload(
     session: aiohttp.ClientSession, base: str, fields: dict[str, str], file: tuple[str, bytes] | None
-):
+) -> tuple[int, str | None, bytes]:
     form = aiohttp.FormData()
     for key, value in fields.items():
         form.add_field(key, value)
@@ -97,8 +98,6 @@ async def test_upload_variants_match_transcript(
 
 
 async def _json(body: bytes) -> Any:
-    import json
-
     return json.loads(body)
 
 
