@@ -498,7 +498,6 @@ class Executor:
             add_message("execution_success", {"prompt_id": prompt_id}, broadcast=False)
 
         self.hub.last_node_id = None
-        self.hub.disarm_drop()
         history_result = {
             "outputs": {k: v["output"] for k, v in ui_outputs.items()},
             "meta": {k: v["meta"] for k, v in ui_outputs.items()},

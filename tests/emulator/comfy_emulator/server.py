@@ -209,6 +209,7 @@ class EmulatorServer:
             client_id = item.extra_data.get("client_id")
             if client_id is not None:
                 self.hub.send("executing", {"node": None, "prompt_id": item.prompt_id}, client_id)
+            self.hub.disarm_drop()  # drop_ws_after_messages counts the prompt's messages up to here
             log.info("Prompt executed in %.2f seconds", time.perf_counter() - started)
             pause = self.faults.value("gc_pause_s")
             if isinstance(pause, (int, float)) and pause > 0:

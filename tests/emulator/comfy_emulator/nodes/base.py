@@ -123,10 +123,3 @@ V3_FRAMES = [
 def frame(path: str, line: int, func: str, code: str) -> str:
     return f'  File "{path}", line {line}, in {func}\n    {code}\n'
 
-
-@dataclass
-class Cost:
-    """Emulated compute cost in seconds (before ``time_scale``)."""
-
-    seconds: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)

@@ -404,9 +404,3 @@ def dummy_image(inputs: dict[str, Any]) -> ImageBatch:
     width, height = max(1, min(width, 4096)), max(1, min(height, 4096))
     return ImageBatch([Image.new("RGB", (width, height), (0, 0, 0))] * batch)
 
-
-def ceil_div(a: int, b: int) -> int:
-    return math.ceil(a / b)
-
-
-__all__ = ["Handle", "dummy_image", "noise_frames", "save_image_batch", "temp_prefix"]

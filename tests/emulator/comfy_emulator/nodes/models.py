@@ -9,7 +9,6 @@ Timings follow 25_ksampler_no_preview (CPU): checkpoint load ~2.4 s for a ~2 GB 
 from __future__ import annotations
 
 import io
-import json
 import math
 import os
 import re
@@ -287,5 +286,3 @@ async def invert_mask(ctx: NodeContext, inputs: dict[str, Any]) -> NodeResult:
         )
     return NodeResult((MaskBatch([ImageOps.invert(m) for m in mask.frames]),))
 
-
-__all__ = ["generic", "json", "passthrough_outputs"]
