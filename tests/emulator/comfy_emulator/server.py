@@ -159,7 +159,9 @@ class EmulatorServer:
                 response = await handler(request)
             except web.HTTPNotFound:
                 # 01_meta_endpoints: unknown routes answer 404 with an empty octet-stream body
-                response = web.Response(status=404, body=b"", headers={"Content-Type": "application/octet-stream"})
+                response = web.Response(
+                    status=404, body=b"", headers={"Content-Type": "application/octet-stream"}
+                )
         if cors:
             response.headers["Access-Control-Allow-Origin"] = cors
             response.headers["Access-Control-Allow-Methods"] = "POST, GET, DELETE, PUT, OPTIONS, PATCH"

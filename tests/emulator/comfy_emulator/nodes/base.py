@@ -122,4 +122,3 @@ V3_FRAMES = [
 
 def frame(path: str, line: int, func: str, code: str) -> str:
     return f'  File "{path}", line {line}, in {func}\n    {code}\n'
-

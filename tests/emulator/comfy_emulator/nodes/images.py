@@ -403,4 +403,3 @@ def dummy_image(inputs: dict[str, Any]) -> ImageBatch:
     batch = batch_value if isinstance(batch_value, int) and batch_value > 0 else 1
     width, height = max(1, min(width, 4096)), max(1, min(height, 4096))
     return ImageBatch([Image.new("RGB", (width, height), (0, 0, 0))] * batch)
-

@@ -285,4 +285,3 @@ async def invert_mask(ctx: NodeContext, inputs: dict[str, Any]) -> NodeResult:
             "TypeError", "unsupported operand type(s) for -: 'float' and '" + type(mask).__name__ + "'"
         )
     return NodeResult((MaskBatch([ImageOps.invert(m) for m in mask.frames]),))
-
