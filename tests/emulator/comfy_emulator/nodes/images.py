@@ -7,7 +7,6 @@ EmptyImage ~60 ms, ImageAddNoise ~185 ms, ImageBlur(r=31) ~4.6 s, ImageScale ~18
 from __future__ import annotations
 
 import json
-import math
 import os
 import random
 from typing import Any
@@ -15,7 +14,7 @@ from typing import Any
 from PIL import Image, ImageChops, ImageFilter, ImageOps, ImageSequence
 from PIL.PngImagePlugin import PngInfo
 
-from ..values import Handle, ImageBatch, Latent, MaskBatch
+from ..values import ImageBatch, Latent, MaskBatch
 from .base import V3_FRAMES, NodeContext, NodeError, NodeResult, frame, node
 
 S_PER_PX_EMPTY = 1.4e-8
