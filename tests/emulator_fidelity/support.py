@@ -1,5 +1,5 @@
-"""Helpers for the fidelity tests: the reference transcripts (a copy of comfyui-reference in
-``reference/``), a recording WebSocket client and an HTTP client bound to one emulator."""
+"""Helpers for the fidelity tests: the reference transcripts (../shared/comfyui-reference
+beside the repository), a recording WebSocket client and an HTTP client bound to one emulator."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import copy
 import io
 import itertools
 import json
+import os
 import re
 import struct
 import sys
@@ -22,7 +23,7 @@ import aiohttp
 from PIL import Image
 
 HERE = Path(__file__).resolve().parent
-REFERENCE = HERE / "reference"
+REFERENCE = Path(os.environ.get("COMFY_REFERENCE_DIR") or HERE.parents[2] / "shared" / "comfyui-reference")
 sys.path.insert(0, str(HERE.parent / "emulator"))
 
 from comfy_emulator.control import EmulatorProcess, start_emulator  # noqa: E402

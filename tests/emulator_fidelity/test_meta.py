@@ -10,7 +10,7 @@ import aiohttp
 
 from .support import REFERENCE, EmulatorProcess, recorded_http
 
-OBJECT_INFO = REFERENCE.parent.parent / "emulator" / "comfy_emulator" / "data" / "object_info.json"
+OBJECT_INFO = REFERENCE / "transcripts" / "object_info.json"
 
 
 def _recorded(path: str) -> dict[str, Any]:

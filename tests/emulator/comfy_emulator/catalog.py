@@ -16,7 +16,11 @@ from typing import Any
 
 from .folders import FolderPaths
 
-DATA_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "object_info.json")
+# The recording lives beside the repository (../shared/comfyui-reference); COMFY_REFERENCE_DIR overrides.
+REFERENCE_DIR = os.environ.get("COMFY_REFERENCE_DIR") or os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "..", "shared", "comfyui-reference"
+)
+DATA_FILE = os.path.join(REFERENCE_DIR, "transcripts", "object_info.json")
 
 # (class, input) -> model folder.  Derived from the loaders in object_info.json and the folder names of
 # GET /models (01_meta_endpoints).
