@@ -88,7 +88,7 @@ def test_failed_job_keeps_error_type_and_details_on_runpod(backend, fake_runpod,
 def test_worker_asks_to_be_replaced_when_comfyui_keeps_failing_to_start(
     backend, fake_runpod, faults, tmp_path
 ) -> None:
-    faults.set(boot_fail=True)
+    faults.set(boot_fail=True, boot_delay_s=2)  # the first job arrives during the first boot
     env = (
         backend.env(tmp_path / "data", comfyui_max_restarts=2, comfy_emulator_faults_file=faults.path)
         | fake_runpod.env()

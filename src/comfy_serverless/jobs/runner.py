@@ -272,6 +272,7 @@ class JobRunner:
         if isinstance(answer, RejectedPrompt):
             self.client.forget(prompt_id)
             state.tracker = None
+            await self._fill_long_choice_lists(answer.node_errors, prepared)
             raise describe_rejection(
                 answer.error, answer.node_errors, prepared.prompt, model_hint=self.model_hint
             )
@@ -307,6 +308,31 @@ class JobRunner:
             )
         return outcome, queued_at, warnings
 
+    async def _fill_long_choice_lists(self, node_errors: dict[str, Any], prepared: PreparedWorkflow) -> None:
+        """ComfyUI leaves out choice lists longer than 20 from "value not in list" errors (often the model
+        files); ask /object_info for them so the error can still say what is available."""
+        for node_id, node_error in node_errors.items():
+            class_type = prepared.class_types.get(str(node_id))
+            for item in (node_error or {}).get("errors") or ():
+                extra = item.get("extra_info") if isinstance(item, dict) else None
+                if (
+                    not isinstance(extra, dict)
+                    or item.get("type") != "value_not_in_list"
+                    or extra.get("input_config")
+                ):
+                    continue
+                if class_type is None or not extra.get("input_name"):
+                    continue
+                try:
+                    info = (await self.client.object_info(class_type)).get(class_type) or {}
+                except ComfyConnectionError:
+                    continue
+                spec = info.get("input") or {}
+                for section in ("required", "optional"):
+                    config = (spec.get(section) or {}).get(extra["input_name"])
+                    if config is not None:
+                        extra["input_config"] = config
+
     def _progress_forwarder(
         self, prepared: PreparedWorkflow, total: int, report: ProgressReport
     ) -> Callable[[ProgressSnapshot], None]:
@@ -341,6 +367,10 @@ class JobRunner:
             "traceback": "".join(failure.traceback),
         }
         message = failure.exception_message.strip()
+        hint = self._missing_file_hint(failure.node_id, node_type, message, prepared)
+        if hint:
+            details["hint"] = hint
+            message = f"{message}. {hint}"
         if any(marker in message for marker in _DISK_FULL_MARKERS):
             free = self.files.free_bytes("output")
             if free is not None:
@@ -353,6 +383,19 @@ class JobRunner:
             f"Node {failure.node_id} ({node_type}) failed: {failure.exception_type}: {message}",
             details=details,
         )
+
+    def _missing_file_hint(
+        self, node_id: str | None, class_type: str, message: str, prepared: PreparedWorkflow
+    ) -> str | None:
+        """A loader that failed at run time because its file is missing (ComfyUI versions that do not
+        validate the file list up front) gets the same advice as a "not in list" validation error."""
+        if self.model_hint is None or node_id is None or "not found" not in message.lower():
+            return None
+        inputs = prepared.prompt.get(node_id, {}).get("inputs", {})
+        for name, value in inputs.items():
+            if isinstance(value, str) and value and value in message:
+                return self.model_hint(class_type, name, value)
+        return None
 
     async def _history_outputs(self, state: _JobState) -> dict[str, dict[str, Any]]:
         assert state.tracker is not None
