@@ -25,9 +25,21 @@ def main() -> None:
     # is the CUDA check that matters; RunPod's separate GPU test binary still runs.
     os.environ.setdefault("RUNPOD_SKIP_AUTO_SYSTEM_CHECKS", "true")
 
+    prestarted = None
+    if not settings.attach_mode:
+        # Start ComfyUI's boot first: the worker's own imports below then overlap it.
+        from .comfy.launch import LaunchError, comfy_folders, launch, reset_folders
+
+        folders = comfy_folders(settings)
+        reset_folders(folders)
+        try:
+            prestarted = launch(settings, folders)
+        except LaunchError as exc:
+            log.error("%s", exc)  # the first job reports it too, with the same words
+
     from .worker import Worker
 
-    worker = Worker(settings)
+    worker = Worker(settings, prestarted=prestarted)
     worker.start()
     atexit.register(worker.stop)
 

@@ -11,15 +11,13 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-import shutil
 import threading
-from pathlib import Path
 from typing import Any
 
 from .comfy.client import ComfyClient
+from .comfy.launch import ComfyProcess, comfy_folders, reset_folders
 from .comfy.process import ComfySupervisor
 from .comfy.validation import ModelHint
-from .delivery.storage import S3Storage
 from .jobs.runner import JobRunner, ProgressReport
 from .media.files import ComfyFiles
 from .media.inputs import InputFetcher
@@ -37,24 +35,18 @@ from .settings import Settings
 log = logging.getLogger(__name__)
 
 
-def comfy_folders(settings: Settings) -> dict[str, Path]:
-    """ComfyUI's input/output/temp folders: the worker's own in managed mode, the configured ones when
-    attached."""
-    if not settings.attach_mode:
-        return {kind: settings.worker_data_dir / kind for kind in ("input", "output", "temp")}
-    configured = {
-        "input": settings.comfyui_input_dir,
-        "output": settings.comfyui_output_dir,
-        "temp": settings.comfyui_temp_dir,
-    }
-    return {kind: path for kind, path in configured.items() if path is not None}
-
-
 class Worker:
     """Owns the core loop thread and everything that lives on it."""
 
-    def __init__(self, settings: Settings, *, model_hint: ModelHint | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        model_hint: ModelHint | None = None,
+        prestarted: ComfyProcess | None = None,
+    ):
         self.settings = settings
+        self.prestarted = prestarted
         self.model_paths = ModelSearchPaths(
             comfyui_models_dir=settings.comfyui_dir / "models" if settings.comfyui_dir else None,
             volume_root=settings.runpod_volume_path if settings.runpod_volume_path.exists() else None,
@@ -77,20 +69,23 @@ class Worker:
     async def _setup(self) -> None:
         settings = self.settings
         folders = comfy_folders(settings)
-        if not settings.attach_mode:
-            # The folders are the worker's own: nothing of an earlier run may reach a new job.
-            for folder in folders.values():
-                shutil.rmtree(folder, ignore_errors=True)
-                folder.mkdir(parents=True, exist_ok=True)
-        elif {"input", "output", "temp"} - folders.keys():
+        if not settings.attach_mode and self.prestarted is None:
+            reset_folders(folders)
+        elif settings.attach_mode and {"input", "output", "temp"} - folders.keys():
             log.warning(
                 "Attached to %s without COMFYUI_INPUT_DIR/COMFYUI_OUTPUT_DIR/COMFYUI_TEMP_DIR: outputs are "
                 "downloaded through /view and job files cannot be removed from ComfyUI's disk",
                 settings.base_url,
             )
         client = ComfyClient(settings.base_url, request_timeout=settings.comfyui_request_timeout)
-        self.supervisor = ComfySupervisor(settings, client, folders if not settings.attach_mode else None)
-        storage = S3Storage(settings) if settings.s3_configured else None
+        self.supervisor = ComfySupervisor(
+            settings, client, folders if not settings.attach_mode else None, prestarted=self.prestarted
+        )
+        storage = None
+        if settings.s3_configured:
+            from .delivery.storage import S3Storage  # boto3 costs 0.1 s to import; only when used
+
+            storage = S3Storage(settings)
         self.runner = JobRunner(
             settings,
             self.supervisor,

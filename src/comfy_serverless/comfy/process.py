@@ -7,16 +7,8 @@ In attach mode (``COMFYUI_URL``) there is no child: readiness is probed and noth
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
-import ctypes
 import logging
-import os
-import signal
-import socket
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,116 +16,29 @@ from pathlib import Path
 from ..errors import ComfyCrashedError, ComfyUnavailableError, seconds_text
 from ..settings import Settings
 from .client import ComfyClient, ComfyConnectionError, PromptTracker
+from .launch import ComfyProcess, LaunchError, describe_exit, launch
 
 log = logging.getLogger(__name__)
-comfy_log = logging.getLogger("comfyui")
 
-# ComfyUI prints this once its HTTP site is listening (server.py in 0.3.x and 0.8.x).
-_READY_MARKER = "To see the GUI go to:"
 _PROBE_INTERVAL = 0.5
-_LOG_TAIL_LINES = 200
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    """In the child, before exec: ask Linux to SIGKILL ComfyUI when the worker dies, however it dies
-    (a SIGKILLed or crashed worker must not leave an orphan ComfyUI holding the GPU and the port)."""
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-
-
-def _port_in_use(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.settimeout(0.5)
-        return probe.connect_ex(("127.0.0.1", port)) == 0
-
-
-def describe_exit(returncode: int) -> str:
-    """Human wording of a process exit status."""
-    if returncode < 0:
-        try:
-            name = signal.Signals(-returncode).name
-        except ValueError:
-            name = f"signal {-returncode}"
-        hint = " (often the kernel's out-of-memory killer)" if name == "SIGKILL" else ""
-        return f"was killed by {name}{hint}"
-    return f"exited with code {returncode}"
-
-
-class ComfyProcess:
-    """One ComfyUI child process with its log captured line by line."""
-
-    def __init__(
-        self,
-        argv: list[str],
-        cwd: Path,
-        env: dict[str, str],
-        log_tail: collections.deque[str],
-        boot_log: list[str],
-    ):
-        self.argv = argv
-        self.started_at = time.monotonic()
-        self._log_tail = log_tail
-        self._boot_log = boot_log
-        self.booted = False
-        self.popen = subprocess.Popen(
-            argv,
-            cwd=cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=_die_with_parent,  # only a prctl call runs between fork and exec
-        )
-        self.pid = self.popen.pid
-
-    def pump(self, on_ready_line: Callable[[], object], on_exit: Callable[[int], None]) -> None:
-        """Read the log until EOF in a daemon thread, then report the exit status."""
-
-        def run() -> None:
-            stream = self.popen.stdout
-            assert stream is not None
-            for raw in iter(stream.readline, b""):
-                line = raw.decode("utf-8", "replace").rstrip()
-                self._log_tail.append(line)
-                if not self.booted:
-                    self._boot_log.append(line)
-                comfy_log.debug("%s", line)
-                if _READY_MARKER in line:
-                    self.booted = True
-                    on_ready_line()
-            on_exit(self.popen.wait())
-
-        threading.Thread(target=run, name=f"comfyui-log-{self.pid}", daemon=True).start()
-
-    def kill(self) -> None:
-        """Kill ComfyUI and anything it started."""
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.pid, signal.SIGKILL)
-
-    def terminate(self, timeout: float = 10.0) -> None:
-        """Ask ComfyUI to stop, then kill it if it does not."""
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.pid, signal.SIGTERM)
-        try:
-            self.popen.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            self.popen.wait()
 
 
 class ComfySupervisor:
     """Owns ComfyUI's availability for every job of the worker."""
 
-    def __init__(self, settings: Settings, client: ComfyClient, folders: dict[str, Path] | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        client: ComfyClient,
+        folders: dict[str, Path] | None = None,
+        *,
+        prestarted: ComfyProcess | None = None,
+    ):
         self.settings = settings
         self.client = client
         self.folders = folders or {}
-        self.log_tail: collections.deque[str] = collections.deque(maxlen=_LOG_TAIL_LINES)
-        self.boot_log: list[str] = []  # every line of the current boot, until ComfyUI is ready
         self.process: ComfyProcess | None = None
+        self._prestarted = prestarted  # spawned by __main__ before the heavy imports
         self.boots = 0
         self.failed_boots = 0
         self.last_boot_seconds: float | None = None
@@ -154,9 +59,14 @@ class ComfySupervisor:
     def is_ready(self) -> bool:
         return self._ready is not None and self._ready.done() and self._ready.exception() is None
 
+    @property
+    def boot_log(self) -> list[str]:
+        """Every line ComfyUI printed during its current boot."""
+        return self.process.boot_log if self.process is not None else []
+
     def tail(self, lines: int = 15) -> str:
         """The last lines ComfyUI printed, for error messages."""
-        return "\n".join(list(self.log_tail)[-lines:])
+        return "\n".join(list(self.process.log_tail)[-lines:]) if self.process is not None else ""
 
     # --- boot --------------------------------------------------------------------------------------
 
@@ -186,47 +96,6 @@ class ComfySupervisor:
             self.start()
         assert self._ready is not None
         await asyncio.shield(self._ready)
-
-    def _argv(self) -> list[str]:
-        settings = self.settings
-        assert settings.comfyui_dir is not None
-        argv = [
-            settings.comfyui_python,
-            str(settings.comfyui_dir / "main.py"),
-            "--listen",
-            "127.0.0.1",
-            "--port",
-            str(settings.comfyui_port),
-            "--disable-auto-launch",
-        ]
-        if "input" in self.folders:
-            argv += ["--input-directory", str(self.folders["input"])]
-        if "output" in self.folders:
-            argv += ["--output-directory", str(self.folders["output"])]
-        if "temp" in self.folders:
-            # ComfyUI keeps temp files in <--temp-directory>/temp (main.py joins "temp" on).
-            argv += ["--temp-directory", str(self.folders["temp"].parent)]
-        # Keep ComfyUI's own state out of its (possibly read-only, possibly shared) install folder, when
-        # this ComfyUI knows the flags: user settings in the worker's folder, the job database in memory.
-        known = self._known_flags()
-        extra = settings.extra_comfyui_args
-        if "--user-directory" in known and "--user-directory" not in extra and "input" in self.folders:
-            user_dir = self.folders["input"].parent / "user"
-            user_dir.mkdir(parents=True, exist_ok=True)
-            argv += ["--user-directory", str(user_dir)]
-        if "--database-url" in known and "--database-url" not in extra:
-            argv += ["--database-url", "sqlite:///:memory:"]
-        if settings.comfyui_extra_model_paths is not None:
-            argv += ["--extra-model-paths-config", str(settings.comfyui_extra_model_paths)]
-        return argv + extra
-
-    def _known_flags(self) -> str:
-        """The text of ComfyUI's argument parser, to tell which optional flags this version accepts."""
-        assert self.settings.comfyui_dir is not None
-        try:
-            return (self.settings.comfyui_dir / "comfy" / "cli_args.py").read_text(errors="replace")
-        except OSError:
-            return ""
 
     async def _boot(self, ready: asyncio.Future[None]) -> None:
         started = time.monotonic()
@@ -261,34 +130,14 @@ class ComfySupervisor:
             self.on_ready()
 
     async def _boot_managed(self, started: float) -> None:
-        settings = self.settings
-        if settings.comfyui_dir is None or not (settings.comfyui_dir / "main.py").is_file():
-            raise ComfyUnavailableError(
-                f"COMFYUI_DIR={settings.comfyui_dir} holds no main.py; set COMFYUI_DIR to the ComfyUI "
-                "checkout or COMFYUI_URL to a running ComfyUI",
-                details={"comfyui_dir": str(settings.comfyui_dir)},
-            )
-        for folder in self.folders.values():
-            folder.mkdir(parents=True, exist_ok=True)
-        if _port_in_use(settings.comfyui_port):
-            raise ComfyUnavailableError(
-                f"port {settings.comfyui_port} on 127.0.0.1 is already taken by another program, so the "
-                "worker cannot start its own ComfyUI there; set COMFYUI_PORT to a free port, or COMFYUI_URL "
-                "to attach to the ComfyUI that is running",
-                details={"port": settings.comfyui_port},
-            )
-        env = dict(os.environ)
-        env["PYTHONUNBUFFERED"] = "1"
-        argv = self._argv()
-        log.info("Starting ComfyUI: %s", " ".join(argv))
-        try:
-            self.boot_log = []
-            process = ComfyProcess(argv, settings.comfyui_dir, env, self.log_tail, self.boot_log)
-        except OSError as exc:
-            raise ComfyUnavailableError(
-                f"ComfyUI could not be started with {settings.comfyui_python}: {exc}",
-                details={"argv": argv},
-            ) from exc
+        process, self._prestarted = self._prestarted, None
+        if process is None:
+            try:
+                process = launch(self.settings, self.folders)
+            except LaunchError as exc:
+                raise ComfyUnavailableError(
+                    str(exc), details={"comfyui_dir": str(self.settings.comfyui_dir)}
+                ) from exc
         self.process = process
         exited: asyncio.Future[int] = self._loop.create_future()
 

@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..comfy.client import (
     ComfyClient,
@@ -27,7 +27,6 @@ from ..comfy.client import (
 )
 from ..comfy.process import ComfySupervisor
 from ..comfy.validation import ModelHint, describe_rejection
-from ..delivery.storage import S3Storage
 from ..errors import (
     ComfyUnavailableError,
     DiskFullError,
@@ -48,6 +47,9 @@ from ..media.outputs import OutputFile, OutputText, collect_outputs
 from ..settings import DeliveryMode, OutputFormat, Settings
 from .schema import JobInput, parse_job_input
 from .workflow import PreparedWorkflow, prepare_workflow, reject_ui_format, strip_job_folder
+
+if TYPE_CHECKING:
+    from ..delivery.storage import S3Storage
 
 log = logging.getLogger(__name__)
 
