@@ -148,6 +148,14 @@ class Settings(BaseSettings):
         int, Field(gt=0, description="Seconds the presigned download URLs stay valid.")
     ] = 7 * 24 * 3600
 
+    output_archive_dir: Annotated[
+        Path | None,
+        Field(
+            description="Also keep a copy of every delivered output in `<dir>/<job id>/` (local runs, "
+            "Docker Compose). Unset on RunPod: the worker keeps nothing.",
+        ),
+    ] = None
+
     # --- Logging ---------------------------------------------------------------------------------
     log_level: Annotated[str, Field(description="Worker log level (DEBUG, INFO, WARNING, ERROR).")] = "INFO"
 

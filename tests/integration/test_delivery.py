@@ -3,6 +3,7 @@ shape or worker-comfyui's; results too big for RunPod never vanish."""
 
 from __future__ import annotations
 
+import base64
 import subprocess
 import sys
 import time
@@ -123,3 +124,16 @@ def test_worker_comfyui_shape_accepts_its_key_name_and_input_shape(make_worker) 
     answer = worker.runsync({"workflow": tiny(), "api_key_comfy_org": "key-from-old-client", "images": []})
     assert answer["status"] == "COMPLETED"
     assert "key-from-old-client" not in worker.log_text()
+
+
+def test_output_archive_keeps_a_copy_per_job_while_the_worker_folder_is_emptied(
+    make_worker, tmp_path
+) -> None:
+    archive = tmp_path / "archive"
+    worker = make_worker(output_archive_dir=archive)
+    answer = worker.runsync({"workflow": tiny(prefix="kept/pic")})
+    output = assert_completed(answer)
+    (item,) = output["outputs"]
+    copy = archive / answer["id"] / "kept" / item["filename"]
+    assert copy.read_bytes() == base64.b64decode(item["data"])
+    assert [p for p in (worker.data_dir / "output").rglob("*") if p.is_file()] == []

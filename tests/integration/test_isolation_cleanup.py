@@ -85,3 +85,27 @@ def test_two_jobs_with_the_same_input_name_each_get_their_own_file(worker) -> No
 
     assert_rgb_close(first_pixel(worker.runsync(red)), (0, 255, 255))
     assert_rgb_close(first_pixel(worker.runsync(blue)), (255, 255, 0))
+
+
+def test_concurrent_jobs_with_the_same_input_name_do_not_mix(worker) -> None:
+    """RunPod's local server runs /runsync requests concurrently: both jobs are in ComfyUI at once."""
+    import base64
+    import io
+    from concurrent.futures import ThreadPoolExecutor
+
+    from PIL import Image
+
+    colors = [(255, 0, 0), (0, 0, 255), (0, 255, 0), (10, 20, 30)]
+
+    def run(color: tuple[int, int, int]) -> tuple[int, ...]:
+        job = {
+            "workflow": _load_invert("same.png"),
+            "images": [{"name": "same.png", "image": png_b64(color=color)}],
+        }
+        data = base64.b64decode(assert_completed(worker.runsync(job))["outputs"][0]["data"])
+        return Image.open(io.BytesIO(data)).convert("RGB").getpixel((0, 0))
+
+    with ThreadPoolExecutor(len(colors)) as pool:
+        results = list(pool.map(run, colors))
+    for color, pixel in zip(colors, results, strict=True):
+        assert_rgb_close(pixel, tuple(255 - c for c in color))

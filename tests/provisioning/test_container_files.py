@@ -197,11 +197,12 @@ def test_compose_runs_the_local_api_with_gpu_volume_output_and_s3_profile() -> N
     devices = worker["deploy"]["resources"]["reservations"]["devices"]
     assert devices[0]["driver"] == "nvidia" and devices[0]["capabilities"] == ["gpu"]
     targets = [v.split(":")[-1] for v in worker["volumes"]]
-    assert "/runpod-volume/models" in targets and "/worker-data/output" in targets
+    assert "/runpod-volume/models" in targets and "/outputs" in targets
     env = worker["environment"]
     for name in ("S3_ENDPOINT_URL", "S3_BUCKET", "S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY", "S3_REGION"):
         assert name in env
     assert env["WORKER_DATA_DIR"] == "/worker-data"
+    assert env["OUTPUT_ARCHIVE_DIR"] == "/outputs"
     for service in ("minio", "minio-bucket"):
         assert compose["services"][service]["profiles"] == ["s3"]
         assert ":RELEASE." in compose["services"][service]["image"]

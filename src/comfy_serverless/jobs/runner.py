@@ -10,6 +10,7 @@ import asyncio
 import base64
 import contextlib
 import logging
+import shutil
 import time
 import uuid
 from collections.abc import Callable
@@ -68,6 +69,11 @@ class _JobState:
     files: list[OutputFile] = field(default_factory=list)
     abandoned: bool = False
     timings: dict[str, float] = field(default_factory=dict)
+
+
+def _safe_name(job_id: str) -> str:
+    """A job id as a single folder name."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in job_id).strip(".") or "job"
 
 
 def _ms(seconds: float) -> float:
@@ -463,6 +469,8 @@ class JobRunner:
                 item["data"] = base64.b64encode(data).decode("ascii")
             items.append(item)
         self._check_inline_size(items)
+        if self.settings.output_archive_dir is not None:
+            await self._archive(job_id, state, wanted, texts)
         for t in texts:
             items.append(
                 {
@@ -481,6 +489,30 @@ class JobRunner:
         if warnings:
             result["warnings"] = warnings
         return result
+
+    async def _archive(
+        self, job_id: str, state: _JobState, files: list[OutputFile], texts: list[OutputText]
+    ) -> None:
+        """Copy the delivered outputs to OUTPUT_ARCHIVE_DIR/<job id>/ (opt-in, for local runs)."""
+        assert self.settings.output_archive_dir is not None
+        root = self.settings.output_archive_dir / _safe_name(job_id)
+        try:
+            for f in files:
+                target = root / strip_job_folder(f.subfolder, state.job_folder) / f.filename
+                source = self.files.path_of(f)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if source is not None:
+                    await asyncio.to_thread(shutil.copyfile, source, target)
+                else:
+                    target.write_bytes(await self.files.read(f))
+            for index, t in enumerate(texts):
+                root.mkdir(parents=True, exist_ok=True)
+                (root / f"text_{t.node_id}_{index}.txt").write_text(t.text, encoding="utf-8")
+        except OSError as exc:
+            raise OutputError(
+                f"outputs could not be copied to OUTPUT_ARCHIVE_DIR {self.settings.output_archive_dir}: {exc}",
+                details={"output_archive_dir": str(self.settings.output_archive_dir)},
+            ) from exc
 
     def _delivery_mode(self, files: list[OutputFile], sizes: dict[int, int | None]) -> str:
         setting = self.settings.delivery
