@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.fake_runpod import FakeRunPod
 from tests.support.reference import REFERENCE
 from tests.support.worker_process import EMULATOR_DIR, LocalApiWorker, free_port
 
@@ -189,3 +190,11 @@ def emulator_only(backend: Backend) -> None:
     on ComfyUI's behaviour, so one backend is enough."""
     if backend.is_real:
         pytest.skip("worker-side behaviour, independent of the ComfyUI backend; covered with the emulator")
+
+
+@pytest.fixture
+def fake_runpod() -> Iterator[FakeRunPod]:
+    """A stand-in for RunPod's job queue, for the worker's production loop."""
+    server = FakeRunPod().start()
+    yield server
+    server.close()

@@ -231,11 +231,10 @@ NOT_AN_OBJECT: list[tuple[str, Any, list[str]]] = [
 ]
 
 
-def test_inputs_that_are_not_objects_through_runpods_queue(backend, tmp_path) -> None:
-    from tests.support.fake_runpod import FakeRunPod
+def test_inputs_that_are_not_objects_through_runpods_queue(backend, fake_runpod, tmp_path) -> None:
     from tests.support.worker_process import WorkerProcess
 
-    queue = FakeRunPod().start()
+    queue = fake_runpod
     worker = WorkerProcess(backend.env(tmp_path / "data") | queue.env(), [])
     try:
         for name, job_input, fragments in NOT_AN_OBJECT:
@@ -247,7 +246,6 @@ def test_inputs_that_are_not_objects_through_runpods_queue(backend, tmp_path) ->
             assert queue.result(name + "-next", timeout=60)["output"]["status"] == "success"
     finally:
         worker.stop()
-        queue.close()
 
 
 def test_failed_job_result_carries_type_and_details_for_runpod(worker) -> None:

@@ -2,20 +2,10 @@
 
 from __future__ import annotations
 
-import pytest
-
-from tests.support.fake_runpod import FakeRunPod
 from tests.support.reference import workflow
 from tests.support.worker_process import WorkerProcess
 
 from .helpers import tiny
-
-
-@pytest.fixture
-def fake_runpod():
-    server = FakeRunPod().start()
-    yield server
-    server.close()
 
 
 def _upscale() -> dict:

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import time
 
-import pytest
-
-from tests.support.fake_runpod import FakeRunPod
 from tests.support.reference import workflow
 from tests.support.worker_process import WorkerProcess
 
@@ -51,13 +48,6 @@ def test_timeout_while_queued_removes_the_prompt_from_the_queue(worker) -> None:
     assert_failed(results["long"], "Job timed out after 6 s")
     assert "removed from the queue before it ran" in worker.log_text()
     assert_completed(worker.runsync({"workflow": tiny()}))
-
-
-@pytest.fixture
-def fake_runpod():
-    server = FakeRunPod().start()
-    yield server
-    server.close()
 
 
 def test_runpod_cancel_stops_the_prompt_and_the_worker_takes_the_next_job(
