@@ -29,6 +29,7 @@ from .provisioning import (
     diagnose_volume,
     explain_missing_model,
     parse_custom_node_log,
+    read_extra_model_paths,
 )
 from .settings import Settings
 
@@ -50,6 +51,9 @@ class Worker:
         self.model_paths = ModelSearchPaths(
             comfyui_models_dir=settings.comfyui_dir / "models" if settings.comfyui_dir else None,
             volume_root=settings.runpod_volume_path if settings.runpod_volume_path.exists() else None,
+            extra=read_extra_model_paths(settings.comfyui_extra_model_paths)
+            if settings.comfyui_extra_model_paths
+            else {},
         )
         self.volume: VolumeReport | None = None
         self.model_hint = model_hint or self._explain_missing_model

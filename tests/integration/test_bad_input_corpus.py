@@ -109,11 +109,9 @@ CORPUS: list[tuple[str, Any, list[str]]] = [
     (
         "missing-model-file",
         {"workflow": _with(_wf("progress_upscale"), "2", model_name="nope.safetensors")},
-        [
-            "node 2 (UpscaleModelLoader) input 'model_name'",
-            "'nope.safetensors' is not available",
-            "tiny_2x.safetensors",
-        ],
+        # 0.8.0 refuses the value up front and lists the files; 0.3.75 fails when the node runs. Either
+        # way the error names node, file and folder, and says where the worker looked.
+        ["UpscaleModelLoader", "nope.safetensors", "upscale_models", "tiny_2x.safetensors"],
     ),
     (
         "params-unknown-node",

@@ -139,3 +139,18 @@ def test_search_paths_match_the_yaml_order(tmp_path: Path) -> None:
 )
 def test_folder_for_input(class_type: str | None, input_name: str | None, folder: str | None) -> None:
     assert folder_for_input(class_type, input_name) == folder
+
+
+def test_worker_reads_extra_model_paths_as_comfyui_does(tmp_path: Path) -> None:
+    from comfy_serverless.provisioning import ModelSearchPaths, read_extra_model_paths
+
+    yaml_file = tmp_path / "extra.yaml"
+    yaml_file.write_text(SHIPPED_YAML.read_text())
+    read = read_extra_model_paths(yaml_file)
+    expected = {
+        folder: [os.path.normpath(d) for d in dirs]
+        for folder, dirs in load_like_comfyui(SHIPPED_YAML.read_text()).items()
+    }
+    assert {folder: [str(p) for p in dirs] for folder, dirs in read.items()} == expected
+    paths = ModelSearchPaths(comfyui_models_dir=None, volume_root=None, extra=read)
+    assert Path(expected["loras"][0]) in paths.dirs_for("loras")

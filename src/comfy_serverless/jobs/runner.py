@@ -378,7 +378,7 @@ class JobRunner:
         hint = self._missing_file_hint(failure.node_id, node_type, message, prepared)
         if hint:
             details["hint"] = hint
-            message = f"{message}. {hint}"
+            message = f"{message.rstrip('.')}. {hint}"
         if any(marker in message for marker in _DISK_FULL_MARKERS):
             free = self.files.free_bytes("output")
             if free is not None:

@@ -15,6 +15,7 @@ from .folders import (
     MODEL_FOLDERS,
     ModelSearchPaths,
     folder_for_input,
+    read_extra_model_paths,
     render_extra_model_paths,
 )
 from .manifest import ManifestError, ModelEntry, ModelManifest, load_model_manifest, select_models
@@ -63,6 +64,7 @@ __all__ = [
     "load_node_manifest",
     "models_from_workflow",
     "parse_custom_node_log",
+    "read_extra_model_paths",
     "render_extra_model_paths",
     "select_models",
     "sha256_file",

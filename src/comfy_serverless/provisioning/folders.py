@@ -9,9 +9,11 @@ against that transcript and against the loader nodes in ``object_info.json``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+
+import yaml
 
 #: Every folder ``GET /models`` lists in ComfyUI 0.8.0, in that order.
 COMFYUI_FOLDERS: tuple[str, ...] = (
@@ -161,6 +163,7 @@ class ModelSearchPaths:
 
     comfyui_models_dir: Path | None
     volume_root: Path | None
+    extra: Mapping[str, tuple[Path, ...]] = field(default_factory=dict)  # from extra_model_paths.yaml
 
     def roots(self) -> list[Path]:
         """Base folders, each holding ``<folder>`` sub-folders, in search order."""
@@ -174,7 +177,35 @@ class ModelSearchPaths:
 
     def dirs_for(self, folder: str) -> list[Path]:
         """Every directory ComfyUI reads for ``folder``, existing or not, in search order."""
-        return [root / sub for root in self.roots() for sub in subdirs_for(folder)]
+        dirs = [root / sub for root in self.roots() for sub in subdirs_for(folder)]
+        for sub in subdirs_for(folder):
+            dirs += [d for d in self.extra.get(sub, ()) if d not in dirs]
+        return dirs
+
+
+def read_extra_model_paths(path: Path) -> dict[str, tuple[Path, ...]]:
+    """Folder -> directories an ``extra_model_paths.yaml`` adds, read the way ComfyUI's
+    utils/extra_config.py reads it: ``base_path`` (relative to the file) joined with each line."""
+    try:
+        config = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        return {}
+    added: dict[str, list[Path]] = {}
+    for section in (config or {}).values():
+        if not isinstance(section, dict):
+            continue
+        section = dict(section)
+        base = section.pop("base_path", None)
+        section.pop("is_default", None)
+        base_dir = (path.parent / str(base)) if base is not None else None
+        for folder, value in section.items():
+            for line in str(value).split("\n"):
+                if line.strip():
+                    target = Path(line.strip())
+                    added.setdefault(str(folder), []).append(
+                        target if target.is_absolute() or base_dir is None else base_dir / target
+                    )
+    return {folder: tuple(dirs) for folder, dirs in added.items()}
 
 
 def render_extra_model_paths(
