@@ -163,3 +163,22 @@ def test_wav_like_binary_output_round_trips() -> None:
         w.writeframes(b"\x00\x01" * 100)
     data = buffer.getvalue()
     assert base64.b64decode(base64.b64encode(data)) == data
+
+
+def test_comfy_org_api_key_reaches_comfyui_as_worker_comfyui_sends_it(make_worker, faults, tmp_path) -> None:
+    """The key goes in extra_data.api_key_comfy_org (ComfyUI hides it from /queue and /history, so the
+    emulator's recording switch shows what was sent); a job's key wins over COMFY_ORG_API_KEY; neither
+    is ever logged."""
+    import json
+
+    sent = tmp_path / "sent.jsonl"
+    faults.set(record_prompts_to=str(sent))
+    worker = make_worker(comfy_emulator_faults_file=faults.path, comfy_org_api_key="key-from-settings")
+    assert_completed(worker.runsync({"workflow": tiny(), "api_key_comfy_org": "key-from-job"}))
+    assert_completed(worker.runsync({"workflow": tiny(), "comfy_org_api_key": "key-from-job-2"}))
+    assert_completed(worker.runsync({"workflow": tiny()}))
+    bodies = [json.loads(line) for line in sent.read_text().splitlines()]
+    keys = [body.get("extra_data", {}).get("api_key_comfy_org") for body in bodies]
+    assert keys[-3:] == ["key-from-job", "key-from-job-2", "key-from-settings"]
+    for secret in ("key-from-job", "key-from-settings"):
+        assert secret not in worker.log_text()

@@ -17,6 +17,7 @@ import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -382,6 +383,12 @@ class EmulatorServer:
             }
             return web.json_response({"error": no_prompt, "node_errors": {}}, status=400)
 
+        record_to = self.faults.value("record_prompts_to")
+        if isinstance(record_to, str) and record_to:
+            # Test switch (not ComfyUI behaviour): keep every POST /prompt body, sensitive keys included,
+            # so tests can check what a client sent that ComfyUI itself never shows back.
+            with Path(record_to).open("a", encoding="utf-8") as fh:  # noqa: ASYNC230 - a test switch
+                fh.write(json.dumps(json_data) + "\n")
         prompt = json_data["prompt"]
         prompt_id = str(json_data.get("prompt_id", uuid.uuid4()))
         partial = json_data.get("partial_execution_targets")
