@@ -31,7 +31,6 @@ from .events import (
     ExecutionStart,
     ExecutionSuccess,
     Progress,
-    TextPreview,
     parse_binary,
     parse_message,
     parse_text,
@@ -243,7 +242,6 @@ class ComfyClient:
         self._closing = False
         self.ws_connected = asyncio.Event()
         self.ws_connects = 0
-        self.on_text_preview: Callable[[str, str], None] | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------------
 
@@ -425,8 +423,6 @@ class ComfyClient:
                 if tracker.running:
                     tracker.feed(event)
                     break
-        elif isinstance(event, TextPreview) and self.on_text_preview is not None:
-            self.on_text_preview(event.node, event.text)
 
     async def _listen(self) -> None:
         delay = _RECONNECT_FIRST_DELAY

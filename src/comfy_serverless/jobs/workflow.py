@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -36,7 +36,6 @@ class PreparedWorkflow:
 
     prompt: dict[str, dict[str, Any]]
     class_types: dict[str, str]
-    renamed_inputs: list[tuple[str, str]] = field(default_factory=list)  # (node_id, input name)
 
 
 def _shown_ids(ids: list[str], limit: int = 20) -> str:
@@ -160,7 +159,6 @@ def prepare_workflow(
             bare = value.removesuffix(_ANNOTATION_SUFFIX)
             if bare in uploaded:
                 inputs[name] = uploaded[bare]
-                prepared.renamed_inputs.append((node_id, name))
     return prepared
 
 

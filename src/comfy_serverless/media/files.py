@@ -74,7 +74,3 @@ class ComfyFiles:
             elif folder.exists():
                 with contextlib.suppress(OSError):
                     os.unlink(folder)
-
-    @property
-    def can_clean(self) -> bool:
-        return {"input", "output", "temp"} <= self.folders.keys()
