@@ -137,3 +137,15 @@ def test_output_archive_keeps_a_copy_per_job_while_the_worker_folder_is_emptied(
     copy = archive / answer["id"] / "kept" / item["filename"]
     assert copy.read_bytes() == base64.b64decode(item["data"])
     assert [p for p in (worker.data_dir / "output").rglob("*") if p.is_file()] == []
+
+
+def test_unreachable_storage_is_an_output_error_and_the_next_job_succeeds(make_worker) -> None:
+    worker = make_worker(
+        delivery="s3", **{**_s3_settings(f"http://127.0.0.1:{free_port()}"), "s3_bucket": "gone"}
+    )
+    assert_failed(
+        worker.runsync({"workflow": tiny()}),
+        "uploading output tiny_00001_.png of node 2 to bucket gone failed",
+    )
+    assert SECRET not in worker.log_text()
+    assert [p for p in (worker.data_dir / "output").rglob("*") if p.is_file()] == []

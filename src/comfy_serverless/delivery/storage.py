@@ -50,12 +50,15 @@ class S3Storage:
         )
         return url
 
-    async def put(self, key: str, mime: str, *, path: Path | None = None, data: bytes | None = None) -> str:
-        """Upload a file (streamed from disk when ``path`` is given) and return a download URL."""
+    async def put(
+        self, key: str, mime: str, *, label: str, path: Path | None = None, data: bytes | None = None
+    ) -> str:
+        """Upload a file (streamed from disk when ``path`` is given) and return a download URL.
+        ``label`` names the file in errors, e.g. "output x.png of node 9"."""
         try:
             return await asyncio.to_thread(self._put, key, mime, path, data)
         except (BotoCoreError, ClientError, OSError) as exc:
             raise OutputError(
-                f"uploading output {key.rsplit('/', 1)[-1]} to bucket {self.bucket} failed: {exc}",
+                f"uploading {label} to bucket {self.bucket} failed: {exc}",
                 details={"bucket": self.bucket, "key": key},
             ) from exc

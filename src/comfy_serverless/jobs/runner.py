@@ -455,7 +455,9 @@ class JobRunner:
                 path = self.files.path_of(f)
                 key = self.storage.key_for(job_id, f"{f.node_id}-{f.filename}")
                 data = None if path is not None else await self.files.read(f)
-                item["url"] = await self.storage.put(key, f.mime, path=path, data=data)
+                item["url"] = await self.storage.put(
+                    key, f.mime, label=f"output {f.filename} of node {f.node_id}", path=path, data=data
+                )
                 item["size_bytes"] = sizes[id(f)] if path is not None else len(data or b"")
             else:
                 try:
