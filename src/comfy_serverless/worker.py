@@ -58,6 +58,7 @@ class Worker:
         self.volume: VolumeReport | None = None
         self.model_hint = model_hint or self._explain_missing_model
         self._summary_task: asyncio.Task[None] | None = None
+        self._volume_task: asyncio.Task[None] | None = None
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run_loop, name="comfy-serverless-core", daemon=True)
         self._started = threading.Event()
@@ -102,7 +103,11 @@ class Worker:
         )
         self.supervisor.on_ready = self._log_startup_summary
         self.supervisor.start()
-        # While ComfyUI boots: check the network volume once, so model errors can point at its layout.
+        # While ComfyUI boots, check the network volume once, so model errors can point at its layout.
+        # In the background: walking a large volume must not hold up the worker taking its first job.
+        self._volume_task = asyncio.get_running_loop().create_task(self._diagnose_volume())
+
+    async def _diagnose_volume(self) -> None:
         self.volume = await asyncio.to_thread(diagnose_volume, self.settings.runpod_volume_path)
         if not self.volume.ok:
             log.warning("%s", self.volume.render())
@@ -125,6 +130,8 @@ class Worker:
             except Exception as exc:  # the summary is informative; never let it break the worker
                 log.warning("Could not read /system_stats for the start-up summary: %s", exc)
                 stats = {}
+            if self._volume_task is not None:
+                await self._volume_task  # the summary includes the volume diagnosis
             folders = await asyncio.to_thread(count_model_files, self.model_paths)
             log.info(
                 "%s",

@@ -223,14 +223,9 @@ class JobRunner:
         if wanted:
             await self.supervisor.ensure_ready()
             for class_type in wanted:
-                try:
-                    info = (await self.client.object_info(class_type)).get(class_type) or {}
-                except ComfyConnectionError:
-                    continue
-                spec = info.get("input") or {}
-                self._known_inputs[class_type] = {
-                    name for section in ("required", "optional") for name in (spec.get(section) or {})
-                }
+                inputs = await self._class_inputs(class_type)
+                if inputs is not None:
+                    self._known_inputs[class_type] = set(inputs)
         return self._known_inputs
 
     async def _upload(self, index: int, name: str, data: bytes, job_folder: str) -> None:
@@ -316,6 +311,16 @@ class JobRunner:
             )
         return outcome, queued_at, warnings
 
+    async def _class_inputs(self, class_type: str) -> dict[str, Any] | None:
+        """{input name: spec} of a node class (required and optional) from /object_info/<class>, asked
+        each time: choice lists follow the model files on disk. None when ComfyUI does not answer."""
+        try:
+            info = (await self.client.object_info(class_type)).get(class_type) or {}
+        except ComfyConnectionError:
+            return None
+        spec = info.get("input") or {}
+        return {**(spec.get("required") or {}), **(spec.get("optional") or {})}
+
     async def _fill_long_choice_lists(self, node_errors: dict[str, Any], prepared: PreparedWorkflow) -> None:
         """ComfyUI leaves out choice lists longer than 20 from "value not in list" errors (often the model
         files); ask /object_info for them so the error can still say what is available."""
@@ -331,15 +336,9 @@ class JobRunner:
                     continue
                 if class_type is None or not extra.get("input_name"):
                     continue
-                try:
-                    info = (await self.client.object_info(class_type)).get(class_type) or {}
-                except ComfyConnectionError:
-                    continue
-                spec = info.get("input") or {}
-                for section in ("required", "optional"):
-                    config = (spec.get(section) or {}).get(extra["input_name"])
-                    if config is not None:
-                        extra["input_config"] = config
+                config = (await self._class_inputs(class_type) or {}).get(extra["input_name"])
+                if config is not None:
+                    extra["input_config"] = config
 
     def _progress_forwarder(
         self, prepared: PreparedWorkflow, total: int, report: ProgressReport
