@@ -9,11 +9,17 @@ A node manifest is YAML or JSON::
       - registry: comfyui-videohelpersuite               # or a Comfy registry id at one version
         version: 1.7.9
 
-comfy-cli's exit status is not enough to trust an install: cm-cli prints an error and still exits 0
-for some failures, and a git URL that is also published in the registry gets the registry release
-instead of the commit asked for. So every install is checked afterwards on disk (the folder exists,
-the git HEAD is the commit, the registry package has the version), and a final import test boots
-ComfyUI on the CPU with ``--quick-test-for-ci`` and fails on any ``(IMPORT FAILED)`` line.
+A git entry is cloned with git and checked out at its commit, then ``comfy node fix`` (comfy-cli
+driving ComfyUI-Manager's cm-cli) installs its requirements and runs its install script. cm-cli
+cannot install a git URL at a commit: it clones the default branch, or, when the repository is
+published in the Comfy registry, installs the registry release instead. A registry entry is
+installed with ``comfy node install --mode remote <id>@<version>``.
+
+comfy-cli's exit status is not enough to trust an install: cm-cli prints "Failed nodes" or an
+install-script error and comfy-cli still exits 0. So the output is scanned for those markers, every
+install is checked afterwards on disk (the folder exists, the git HEAD is the commit, the registry
+package has the version), and a final import test boots ComfyUI on the CPU with
+``--quick-test-for-ci`` and fails on any ``(IMPORT FAILED)`` line.
 """
 
 from __future__ import annotations
@@ -41,6 +47,8 @@ _FAILURE_MARKERS = (
     "Install(git-clone) error",
     "install script failed:",  # cm-cli prints this when a node's pip requirements fail, then exits 0
     "Available version of",  # cm-cli lists versions instead of installing an unknown one
+    "Failed nodes (",  # `cm-cli fix` after a failed requirement install; comfy-cli still exits 0
+    "=> Not installed",  # `cm-cli fix` did not find the folder it was asked to fix
 )
 
 
@@ -108,7 +116,7 @@ def parse_node_manifest(data: Any, source: str = "<manifest>") -> list[NodeEntry
             parsed = urlparse(repo) if isinstance(repo, str) else None
             if (
                 parsed is None
-                or parsed.scheme not in ("https", "http", "ssh", "git")
+                or parsed.scheme not in ("https", "http", "ssh", "git", "file")
                 or not parsed.path.strip("/")
             ):
                 raise ManifestError(
@@ -152,12 +160,28 @@ def load_node_manifest(path: Path) -> list[NodeEntry]:
     return parse_node_manifest(_load_document(text, str(path)), str(path))
 
 
-def install_command(entry: NodeEntry, workspace: Path, comfy: str = "comfy") -> list[str]:
-    """The comfy-cli command line that installs ``entry`` into ``workspace``."""
-    base = [comfy, "--workspace", str(workspace), "--skip-prompt", "node", "install", "--exit-on-fail"]
+def install_commands(entry: NodeEntry, workspace: Path, comfy: str = "comfy") -> list[list[str]]:
+    """The command lines that install ``entry`` into ``workspace``, to run in order."""
+    cli = [comfy, "--workspace", str(workspace), "--skip-prompt", "node"]
     if isinstance(entry, GitNode):
-        return [*base, f"{entry.repo}@{entry.commit}"]
-    return [*base, "--mode", "remote", f"{entry.node_id}@{entry.version}"]
+        target = str(workspace / "custom_nodes" / entry.directory_name)
+        return [
+            ["git", "clone", "--quiet", "--no-checkout", "--", entry.repo, target],
+            [
+                "git",
+                "-C",
+                target,
+                "-c",
+                "advice.detachedHead=false",
+                "checkout",
+                "--quiet",
+                "--detach",
+                entry.commit,
+            ],
+            ["git", "-C", target, "submodule", "update", "--init", "--recursive", "--quiet"],
+            [*cli, "fix", entry.directory_name],
+        ]
+    return [[*cli, "install", "--exit-on-fail", "--mode", "remote", f"{entry.node_id}@{entry.version}"]]
 
 
 def _git_head(path: Path) -> str | None:
@@ -193,22 +217,10 @@ def verify_installed(
     target = custom_nodes / entry.directory_name
     if isinstance(entry, GitNode):
         if not target.is_dir():
-            others = ", ".join(new_dirs) or "nothing"
-            hint = ""
-            if new_dirs:
-                hint = (
-                    " This happens when the repository is published in the Comfy registry: comfy-cli then "
-                    "installs the registry release, not the commit. Pin it as `registry: <id>` with "
-                    "`version: <x.y.z>` instead."
-                )
-            return f"expected custom_nodes/{entry.directory_name}, found {others} instead.{hint}"
+            return f"expected custom_nodes/{entry.directory_name}, found {', '.join(new_dirs) or 'nothing'}"
         head = git_head(target)
         if head is None:
-            return (
-                f"custom_nodes/{entry.directory_name} is not a git checkout, so commit {entry.commit} "
-                "cannot be confirmed; it was probably installed from the Comfy registry. "
-                "Pin it with `registry` + `version`."
-            )
+            return f"custom_nodes/{entry.directory_name} is not a git checkout, so commit {entry.commit} cannot be confirmed"
         if not head.startswith(entry.commit):
             return f"custom_nodes/{entry.directory_name} is at commit {head[:12]}, not {entry.commit}"
         return None
@@ -268,21 +280,27 @@ def install_nodes(
     Raises :class:`NodeInstallError` at the first entry that fails or does not verify.
     """
     custom_nodes = workspace / "custom_nodes"
+    custom_nodes.mkdir(parents=True, exist_ok=True)
     installed: list[str] = []
     for index, entry in enumerate(entries, start=1):
-        argv = install_command(entry, workspace, comfy)
         before = _listing(custom_nodes)
-        result = runner(argv)
-        new_dirs = sorted(_listing(custom_nodes) - before)
         problem: str | None = None
-        if result.returncode != 0:
-            problem = f"comfy-cli exited with status {result.returncode}"
-        else:
+        argv: Sequence[str] = ()
+        output = ""
+        for argv in install_commands(entry, workspace, comfy):
+            result = runner(argv)
+            output = result.output
+            if result.returncode != 0:
+                problem = f"{Path(argv[0]).name} exited with status {result.returncode}"
+            elif markers := _failure_lines(result.output):
+                problem = "comfy-cli reported: " + " | ".join(markers[:3])
+            if problem is not None:
+                break
+        if problem is None:
+            new_dirs = sorted(_listing(custom_nodes) - before)
             problem = verify_installed(entry, custom_nodes, new_dirs, git_head)
-        if problem is None and (markers := _failure_lines(result.output)):
-            problem = "comfy-cli reported: " + " | ".join(markers[:3])
         if problem is not None:
-            tail = "\n".join(result.output.strip().splitlines()[-15:])
+            tail = "\n".join(output.strip().splitlines()[-15:])
             raise NodeInstallError(
                 f"custom node {index}/{len(entries)} {entry.label} failed to install: {problem}\n"
                 f"command: {' '.join(argv)}\n"
@@ -307,6 +325,8 @@ def check_node_imports(
     """
     with tempfile.TemporaryDirectory(prefix="comfy-node-check-") as scratch:
         base = Path(scratch)
+        for name in ("user", "input", "output", "temp"):
+            (base / name).mkdir()  # ComfyUI refuses a --user-directory that does not exist
         argv = [
             python,
             str(comfyui_dir / "main.py"),
@@ -325,14 +345,18 @@ def check_node_imports(
         ]
         result = runner(argv)
     report = parse_custom_node_log(result.output.splitlines())
-    if result.returncode != 0 or report.failed:
+    if report.failed:
         failed = "\n".join(f"  - {n.name}: {n.error or 'see the traceback above'}" for n in report.failed)
         raise NodeInstallError(
-            f"ComfyUI import test exited with status {result.returncode}; "
-            f"{len(report.failed)} custom node(s) failed to import"
-            + (f":\n{failed}" if failed else "")
-            + "\nA node's Python dependencies are usually missing or clash with the pinned ones; "
+            f"ComfyUI import test: {len(report.failed)} custom node(s) failed to import:\n{failed}\n"
+            "A node's Python dependencies are usually missing or clash with the pinned ones; "
             "pin another commit/version or add the dependency, then rebuild."
+        )
+    if result.returncode != 0:
+        tail = "\n".join(result.output.strip().splitlines()[-10:])
+        raise NodeInstallError(
+            f"ComfyUI import test exited with status {result.returncode} before reporting its custom nodes; "
+            f"its last output lines:\n{tail}"
         )
     return report
 
