@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
 import threading
 from typing import Any
@@ -172,6 +173,13 @@ class Worker:
             return
 
         async def shutdown() -> None:
+            # The start-up summary and the volume walk only inform; a worker stopping during its
+            # boot must not wait for them or leave them failing on closed thread pools.
+            for task in (self._summary_task, self._volume_task):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await task
             if self.runner is not None:
                 await self.runner.close()
             if self.supervisor is not None:

@@ -279,4 +279,9 @@ class ComfySupervisor:
                 await self._boot_task
         await self.client.close()
         if self.process is not None:
-            await asyncio.to_thread(self.process.terminate, 10.0)
+            try:
+                await asyncio.to_thread(self.process.terminate, 10.0)
+            except RuntimeError:
+                # Called from atexit: interpreter exit has already closed the thread pools (seen on
+                # Python 3.12 in the image), so wait on this loop's thread; nothing else runs now.
+                self.process.terminate(10.0)
