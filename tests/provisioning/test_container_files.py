@@ -123,6 +123,7 @@ def test_base_images_and_versions_are_pinned() -> None:
     )
     assert args["COMFYUI_VERSION"] == "0.8.0"
     assert re.fullmatch(r"\d+\.\d+\.\d+", args["COMFY_CLI_VERSION"])
+    assert re.fullmatch(r"\d+\.\d+(\.\d+)?", args["COMFYUI_MANAGER_VERSION"])
     assert re.fullmatch(r"\d+\.\d+\.\d+", args["CUDA_VERSION"]) and args["CUDA_VERSION"].startswith("12.8")
     for name in ("TORCH_VERSION", "TORCHVISION_VERSION", "TORCHAUDIO_VERSION"):
         assert re.fullmatch(r"\d+\.\d+\.\d+", args[name]), name
@@ -233,6 +234,15 @@ def test_circleci_runs_ci_script_on_every_push_and_builds_on_release_tags() -> N
     assert "Dockerfile.serverless-slim" in commands and '--build-arg BASE_IMAGE="$SLIM_IMAGE"' in commands
     assert "-slim-<< parameters.variant >>" in commands and "${version}-<< parameters.variant >>" in commands
     assert "--password-stdin" in commands
+    # Both images pass the CPU smoke test (tests/image) before anything is pushed.
+    names = [s["run"]["name"] for s in config["jobs"]["build-and-push"]["steps"] if isinstance(s, dict)]
+    push = next(i for i, name in enumerate(names) if name.startswith("Push"))
+    smoke = [i for i, name in enumerate(names) if "tests/image" in name]
+    assert len(smoke) == 2 and all(i < push for i in smoke)
+    assert (
+        'COMFY_SERVERLESS_IMAGE="$SLIM_IMAGE"' in commands
+        and 'COMFY_SERVERLESS_IMAGE="$FULL_IMAGE"' in commands
+    )
 
 
 def test_no_secret_in_ci_or_compose_files() -> None:
