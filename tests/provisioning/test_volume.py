@@ -204,6 +204,17 @@ class TestExplainMissingModel:
             available=["Detail_Tweaker.safetensors", "styles/anime.safetensors"],
         )
         assert "Similar names there: Detail_Tweaker.safetensors" in text
+        # An unrelated file is not offered as similar just because both end in .safetensors.
+        text = explain_missing_model(
+            "sdxl_base.safetensors", folder="checkpoints", available=["random_sd15_arch.safetensors"]
+        )
+        assert "Similar names there" not in text
+        text = explain_missing_model(
+            "v1-5-pruned-emaonly.safetensors",
+            folder="checkpoints",
+            available=["v1-5-pruned-emaonly-fp16.safetensors", "sd_xl_base_1.0.safetensors"],
+        )
+        assert "Similar names there: v1-5-pruned-emaonly-fp16.safetensors" in text
 
     def test_unlisted_format_and_empty_file(self, tmp_path: Path) -> None:
         put(tmp_path, "vol/models/diffusion_models/flux-q4.gguf")

@@ -511,5 +511,13 @@ def _similar_line(value: str, names: Sequence[str]) -> str:
     close += [n for n in names if Path(n).name.lower() == base and n not in close]
     stem = Path(value).stem.lower()
     close += [n for n in names if Path(n).stem.lower() == stem and n not in close]
-    close += [n for n in difflib.get_close_matches(value, names, n=3, cutoff=0.6) if n not in close]
+    # Compare stems: a shared ".safetensors" alone makes unrelated names look 60 % alike.
+    by_stem: dict[str, str] = {}
+    for n in names:
+        by_stem.setdefault(Path(n).stem.lower(), n)
+    close += [
+        by_stem[s]
+        for s in difflib.get_close_matches(stem, list(by_stem), n=3, cutoff=0.6)
+        if by_stem[s] not in close
+    ]
     return "Similar names there: " + ", ".join(close[:4]) if close else ""
