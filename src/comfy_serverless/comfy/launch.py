@@ -163,15 +163,21 @@ def comfyui_argv(settings: Settings, folders: dict[str, Path]) -> list[str]:
         # ComfyUI keeps temp files in <--temp-directory>/temp (main.py joins "temp" on).
         argv += ["--temp-directory", str(folders["temp"].parent)]
     # Keep ComfyUI's own state out of its (possibly read-only, possibly shared) install folder, when
-    # this ComfyUI knows the flags: user settings in the worker's folder, the job database in memory.
+    # this ComfyUI knows the flags: user settings and the database in the worker's own folder.
+    # (ComfyUI puts its database in <COMFYUI_DIR>/user whatever --user-directory says. An in-memory
+    # database is no answer: SQLAlchemy then closes its connection from another thread after every
+    # prompt and ComfyUI logs three "SQLite objects created in a thread" tracebacks, which crowd the
+    # log lines a crash report quotes.)
     known = _known_flags(settings.comfyui_dir)
     extra = settings.extra_comfyui_args
+    user_dir: Path | None = None
     if "--user-directory" in known and "--user-directory" not in extra and "input" in folders:
         user_dir = folders["input"].parent / "user"
         user_dir.mkdir(parents=True, exist_ok=True)
         argv += ["--user-directory", str(user_dir)]
     if "--database-url" in known and "--database-url" not in extra:
-        argv += ["--database-url", "sqlite:///:memory:"]
+        database = f"sqlite:///{user_dir / 'comfyui.db'}" if user_dir is not None else "sqlite:///:memory:"
+        argv += ["--database-url", database]
     if settings.comfyui_extra_model_paths is not None:
         argv += ["--extra-model-paths-config", str(settings.comfyui_extra_model_paths)]
     return argv + extra
