@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -85,6 +86,15 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+def _default_sigint() -> None:
+    """In the child: SIGINT back to its default, as at a terminal where ComfyUI's Ctrl-C is pressed.
+
+    A test run started in the background of a non-interactive shell inherits SIGINT ignored, and Python
+    then never installs its KeyboardInterrupt handler, so the emulator would not stop on SIGINT.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class EmulatorProcess:
     """A running emulator.  Directories live under ``root``:
     ``input/``, ``output/``, ``temp/`` (ComfyUI appends ``temp`` to --temp-directory), ``models/<folder>``,
@@ -152,7 +162,12 @@ class EmulatorProcess:
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child process
         try:
             self.process = subprocess.Popen(
-                self.argv(), cwd=str(EMULATOR_DIR), env=env, stdout=log, stderr=subprocess.STDOUT
+                self.argv(),
+                cwd=str(EMULATOR_DIR),
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_default_sigint,
             )
         finally:
             log.close()
