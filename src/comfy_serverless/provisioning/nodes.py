@@ -215,17 +215,15 @@ def verify_installed(
 ) -> str | None:
     """``None`` if ``entry`` sits in ``custom_nodes`` as pinned, else what is wrong and how to fix it."""
     target = custom_nodes / entry.directory_name
+    if not target.is_dir():
+        return f"expected custom_nodes/{entry.directory_name}, found {', '.join(new_dirs) or 'nothing'}"
     if isinstance(entry, GitNode):
-        if not target.is_dir():
-            return f"expected custom_nodes/{entry.directory_name}, found {', '.join(new_dirs) or 'nothing'}"
         head = git_head(target)
         if head is None:
             return f"custom_nodes/{entry.directory_name} is not a git checkout, so commit {entry.commit} cannot be confirmed"
         if not head.startswith(entry.commit):
             return f"custom_nodes/{entry.directory_name} is at commit {head[:12]}, not {entry.commit}"
         return None
-    if not target.is_dir():
-        return f"expected custom_nodes/{entry.directory_name}, found {', '.join(new_dirs) or 'nothing'}"
     installed = _registry_version(target)
     if installed is not None and installed != entry.version:
         return f"custom_nodes/{entry.directory_name} has version {installed}, not {entry.version}"
