@@ -1,0 +1,1 @@
+"""Workflows: editor files to prompts, templates with typed parameters, seeds."""
