@@ -16,6 +16,10 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+#: The repository's ``workflows/`` folder (the images copy it to /opt/comfy-serverless/workflows and
+#: point BUILTIN_TEMPLATES_DIR there).
+SHIPPED_TEMPLATES = Path(__file__).resolve().parents[2] / "workflows"
+
 
 class OutputFormat(StrEnum):
     """Shape of a successful job's result."""
@@ -124,6 +128,19 @@ class Settings(BaseSettings):
         SecretStr | None,
         Field(description="Comfy.org key for API nodes, used when a job brings none. Never logged."),
     ] = None
+    builtin_templates_dir: Annotated[
+        Path,
+        Field(
+            description="Folder of the templates shipped with the worker (`workflows/` of this repository)."
+        ),
+    ] = SHIPPED_TEMPLATES
+    templates_dir: Annotated[
+        Path | None,
+        Field(
+            description="A folder of your own templates (`<name>.yaml` + its workflow), e.g. on the network "
+            "volume; a template here replaces a shipped one of the same name.",
+        ),
+    ] = None
 
     # --- Delivery --------------------------------------------------------------------------------
     delivery: Annotated[
@@ -208,6 +225,8 @@ def settings_table() -> str:
             shown = "the worker's Python"
         elif name == "worker_data_dir":
             shown = "`$TMPDIR/comfy-serverless`"
+        elif name == "builtin_templates_dir":
+            shown = "`workflows/` of the checkout (`/opt/comfy-serverless/workflows` in the images)"
         elif default is None or default == "":
             shown = "unset"
         else:

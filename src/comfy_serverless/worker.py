@@ -33,6 +33,7 @@ from .provisioning import (
     read_extra_model_paths,
 )
 from .settings import Settings
+from .workflows.templates import TemplateCatalog
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,8 @@ class Worker:
             from .delivery.storage import S3Storage  # boto3 costs 0.1 s to import; only when used
 
             storage = S3Storage(settings)
+        templates = TemplateCatalog.load([settings.builtin_templates_dir, settings.templates_dir])
+        log.info("Templates: %s", ", ".join(templates.names()) or "none")
         self.runner = JobRunner(
             settings,
             self.supervisor,
@@ -101,6 +104,7 @@ class Worker:
             ),
             storage=storage,
             model_hint=self.model_hint,
+            templates=templates,
         )
         self.supervisor.on_ready = self._log_startup_summary
         self.supervisor.start()

@@ -26,17 +26,57 @@ def _with(base: dict[str, Any], node: str, **inputs: Any) -> dict[str, Any]:
     return changed
 
 
-UI_FORMAT = {
+UI_WITH_CUSTOM_NODE = {
     "last_node_id": 2,
     "nodes": [
-        {"id": 1, "type": "EmptyImage", "widgets_values": [64, 64, 1, 0]},
-        {"id": 2, "type": "SaveImage"},
+        {
+            "id": 1,
+            "type": "EmptyImage",
+            "widgets_values": [64, 64, 1, 0],
+            "outputs": [{"name": "IMAGE", "type": "IMAGE", "links": [1]}],
+        },
+        {"id": 2, "type": "FancyUpscaler+", "inputs": [{"name": "image", "type": "IMAGE", "link": 1}]},
     ],
     "links": [[1, 1, 0, 2, 0, "IMAGE"]],
+    "version": 0.4,
 }
 
 CORPUS: list[tuple[str, Any, list[str]]] = [
-    ("workflow-missing", {"prompt": tiny()}, ["workflow: Field required"]),
+    (
+        "workflow-missing",
+        {"prompt": tiny()},
+        ["send a `workflow` (API or editor format) or the name of a `template`"],
+    ),
+    (
+        "workflow-and-template",
+        {"workflow": tiny(), "template": "sdxl_t2i"},
+        ["either a `workflow` or a `template`, not both"],
+    ),
+    (
+        "template-unknown",
+        {"template": "no_such_template"},
+        ["there is no template 'no_such_template' (available:", "sdxl_t2i"],
+    ),
+    (
+        "template-parameter-out-of-range",
+        {"template": "sdxl_t2i", "prompt": "a cat", "width": 99999},
+        ["Invalid parameters for template sdxl_t2i: width: Input should be less than or equal to 2048"],
+    ),
+    (
+        "template-parameter-unknown",
+        {"template": "sdxl_t2i", "prompt": "a cat", "widht": 512},
+        ["widht: not a parameter of template sdxl_t2i (its parameters: prompt, negative_prompt, width"],
+    ),
+    (
+        "template-parameter-missing",
+        {"template": "sdxl_t2i"},
+        ["Invalid parameters for template sdxl_t2i: prompt: required"],
+    ),
+    (
+        "template-seed-not-a-number",
+        {"template": "sdxl_t2i", "prompt": "a cat", "seed": "lucky"},
+        ["Invalid parameters for template sdxl_t2i: seed:"],
+    ),
     (
         "workflow-invalid-json-string",
         {"workflow": '{"1": {"class_type": '},
@@ -45,9 +85,9 @@ CORPUS: list[tuple[str, Any, list[str]]] = [
     ("workflow-is-an-array", {"workflow": [tiny()]}, ["workflow: must be a JSON object", "not an array"]),
     ("workflow-is-empty", {"workflow": {}}, ["workflow: is empty"]),
     (
-        "workflow-in-ui-format",
-        {"workflow": UI_FORMAT},
-        ["UI (editor) format", "2 nodes and 1 links", "Export (API)"],
+        "ui-workflow-with-a-custom-node",
+        {"workflow": UI_WITH_CUSTOM_NODE},
+        ["node 2 ('FancyUpscaler+')", "probably custom nodes that are not installed"],
     ),
     (
         "node-is-not-an-object",
@@ -116,7 +156,7 @@ CORPUS: list[tuple[str, Any, list[str]]] = [
     (
         "params-unknown-node",
         {"workflow": tiny(), "params": {"99": {"width": 1}}},
-        ["params['99']", "no node '99'"],
+        ["params['99']", "the workflow has no node with id or title '99' (ids: 1, 2)"],
     ),
     (
         "params-unknown-input",

@@ -1,4 +1,4 @@
-"""Workflow preparation: params merge, per-job isolation rewrites, and refusals naming the culprit."""
+"""Per-job isolation of a prompt: output prefixes, job markers and uploaded names."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from comfy_serverless.jobs.workflow import JOB_MARKER_INPUT, prepare_workflow, s
 from tests.support.reference import workflow
 
 
-def _prepare(wf, params=None, uploaded=None, known=None):
-    return prepare_workflow(wf, params or {}, job_folder="job-1", uploaded=uploaded or {}, known_inputs=known)
+def _prepare(wf, uploaded=None):
+    return prepare_workflow(wf, job_folder="job-1", uploaded=uploaded or {})
 
 
 def test_save_prefix_goes_under_the_job_folder_and_the_callers_workflow_is_untouched() -> None:
@@ -40,38 +40,6 @@ def test_uploaded_names_point_at_the_jobs_input_folder() -> None:
         ]
         == "job-1/anchor_input.png"
     )
-
-
-def test_params_merge_and_may_name_known_optional_inputs() -> None:
-    wf = workflow("tiny_image")
-    prepared = _prepare(wf, {"1": {"width": 8}, "2": {"extra_opt": 1}}, known={"SaveImage": {"extra_opt"}})
-    assert prepared.prompt["1"]["inputs"]["width"] == 8
-    assert prepared.prompt["2"]["inputs"]["extra_opt"] == 1
-
-
-@pytest.mark.parametrize(
-    ("wf", "params", "message"),
-    [
-        ({"nodes": [], "links": []}, {}, "UI (editor) format"),
-        ({"1": []}, {}, "workflow node '1' must be an object"),
-        ({"1": {"inputs": {}}}, {}, "workflow node '1' has no class_type"),
-        ({"1": {"class_type": "X", "inputs": 3}}, {}, "node '1' (X) has inputs that are not an object"),
-        (
-            workflow("tiny_image"),
-            {"7": {"a": 1}},
-            "params['7']: the workflow has no node '7' (its nodes: 1, 2)",
-        ),
-        (
-            workflow("tiny_image"),
-            {"1": {"widthh": 1}},
-            "params['1']['widthh']: node 1 (EmptyImage) has no input 'widthh'",
-        ),
-    ],
-)
-def test_refusals_name_the_culprit(wf, params, message) -> None:
-    with pytest.raises(WorkflowError) as caught:
-        _prepare(wf, params)
-    assert message in caught.value.message
 
 
 @pytest.mark.parametrize("prefix", ["../x", "/abs/x", "a/../../b", "C:\\\\x", "..\\\\x"])

@@ -46,8 +46,13 @@ from ..media.files import ComfyFiles
 from ..media.inputs import InputFetcher, load_input
 from ..media.outputs import OutputFile, OutputText, collect_outputs
 from ..settings import DeliveryMode, OutputFormat, Settings
+from ..workflows.build import build_prompt
+from ..workflows.editor import is_editor_workflow
+from ..workflows.object_info import ObjectInfo, ObjectInfoCache
+from ..workflows.params import seeds_used
+from ..workflows.templates import TemplateCatalog
 from .schema import JobInput, parse_job_input
-from .workflow import PreparedWorkflow, prepare_workflow, reject_ui_format, strip_job_folder
+from .workflow import PreparedWorkflow, prepare_workflow, strip_job_folder
 
 if TYPE_CHECKING:
     from ..delivery.storage import S3Storage
@@ -67,6 +72,8 @@ class _JobState:
     tracker: PromptTracker | None = None
     prepared: PreparedWorkflow | None = None
     files: list[OutputFile] = field(default_factory=list)
+    seeds: dict[str, int] = field(default_factory=dict)
+    template: str | None = None
     abandoned: bool = False
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -74,6 +81,18 @@ class _JobState:
 def _safe_name(job_id: str) -> str:
     """A job id as a single folder name."""
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in job_id).strip(".") or "job"
+
+
+def _check_unique_names(files: list[tuple[str, str, str, str]]) -> None:
+    """Two inputs stored under one name would overwrite each other."""
+    seen: dict[str, str] = {}
+    for where, _, name, _ in files:
+        if name in seen:
+            raise InvalidInputError(
+                f"{where} is stored as {name!r}, which {seen[name]} already uses; rename one of them",
+                details={"field": where, "name": name},
+            )
+        seen[name] = where
 
 
 def _ms(seconds: float) -> float:
@@ -92,6 +111,7 @@ class JobRunner:
         fetcher: InputFetcher,
         storage: S3Storage | None = None,
         model_hint: ModelHint | None = None,
+        templates: TemplateCatalog | None = None,
     ):
         self.settings = settings
         self.supervisor = supervisor
@@ -100,7 +120,9 @@ class JobRunner:
         self.fetcher = fetcher
         self.storage = storage
         self.model_hint = model_hint
-        self._known_inputs: dict[str, set[str]] = {}
+        self.templates = templates or TemplateCatalog()
+        self.node_definitions = ObjectInfoCache(self.client.object_info, lambda: self.supervisor.boots)
+        self._known_input_names: dict[str, set[str]] = {}
         self._background: set[asyncio.Task[Any]] = set()
 
     # --- the job -----------------------------------------------------------------------------------
@@ -113,7 +135,6 @@ class JobRunner:
         started = time.monotonic()
         job = parse_job_input(raw_input)
         timeout = self._timeout_of(job)
-        reject_ui_format(job.workflow)
         state = _JobState(job_folder=f"job-{uuid.uuid4().hex[:16]}")
         report = on_progress or (lambda _: None)
         try:
@@ -161,36 +182,46 @@ class JobRunner:
     async def _run(
         self, job_id: str, job: JobInput, state: _JobState, report: ProgressReport
     ) -> dict[str, Any]:
-        t0 = time.monotonic()
+        state.timings["comfyui_wait_ms"] = 0.0
+        if job.template is not None or (job.workflow is not None and is_editor_workflow(job.workflow)):
+            # Converting an editor workflow needs the running ComfyUI's node definitions.
+            await self._wait_for_comfyui(state, report)
+        state.stage = "building the prompt"
+        built = await build_prompt(
+            workflow=job.workflow,
+            params=job.params,
+            template=job.template,
+            template_values=job.template_values(),
+            templates=self.templates,
+            object_info=self.object_info,
+            known_inputs=self._known_inputs,
+        )
+        state.template = built.template
         state.stage = "loading inputs"
+        t_load = time.monotonic()
+        # (where, the field that holds the data, stored name, data or URL)
+        files = [(f"images[{i}]", f"images[{i}].image", im.name, im.image) for i, im in enumerate(job.images)]
+        files += [(m.parameter, m.parameter, m.name, m.source) for m in built.media]
+        _check_unique_names(files)
         blobs = await asyncio.gather(
-            *(
-                load_input(image.image, f"images[{i}].image", self.fetcher)
-                for i, image in enumerate(job.images)
-            )
+            *(load_input(source, field, self.fetcher) for _, field, _, source in files)
         )
-        stored = {image.name: f"{state.job_folder}/{image.name}" for image in job.images}
-        known = await self._known_inputs_for(job)
-        state.prepared = prepare_workflow(
-            job.workflow, job.params, job_folder=state.job_folder, uploaded=stored, known_inputs=known
-        )
+        stored = {name: f"{state.job_folder}/{name}" for _, _, name, _ in files}
+        state.prepared = prepare_workflow(built.prompt, job_folder=state.job_folder, uploaded=stored)
+        state.seeds = seeds_used(built.prompt)
+        loading = time.monotonic() - t_load
 
-        if not self.supervisor.is_ready:
-            state.stage = "waiting for ComfyUI to start"
-            report({"stage": "waiting_for_comfyui"})
-        t_boot = time.monotonic()
-        await self.supervisor.ensure_ready()
-        state.timings["comfyui_wait_ms"] = _ms(time.monotonic() - t_boot)
+        await self._wait_for_comfyui(state, report)
 
         state.stage = "uploading inputs"
         t_upload = time.monotonic()
         await asyncio.gather(
             *(
-                self._upload(i, image.name, blob, state.job_folder)
-                for i, (image, blob) in enumerate(zip(job.images, blobs, strict=True))
+                self._upload(where, name, blob, state.job_folder)
+                for (where, _, name, _), blob in zip(files, blobs, strict=True)
             )
         )
-        state.timings["upload_ms"] = _ms(time.monotonic() - t_upload + (t_boot - t0))
+        state.timings["upload_ms"] = _ms(time.monotonic() - t_upload + loading)
 
         outcome, queued_at, warnings = await self._execute(job, state, report)
         state.timings["queue_wait_ms"] = _ms((outcome.started_at or outcome.finished_at) - queued_at)
@@ -199,37 +230,46 @@ class JobRunner:
         state.stage = "collecting outputs"
         t_out = time.monotonic()
         ui_outputs = outcome.outputs if outcome.from_history else await self._history_outputs(state)
-        files, texts = collect_outputs(ui_outputs)
-        state.files = files
-        result = await self._deliver(job_id, job, state, files, texts, warnings)
+        files_out, texts = collect_outputs(ui_outputs)
+        state.files = files_out
+        result = await self._deliver(job_id, job, state, files_out, texts, warnings)
         state.timings["output_encoding_ms"] = _ms(time.monotonic() - t_out)
         return result
 
-    async def _known_inputs_for(self, job: JobInput) -> dict[str, set[str]]:
-        """Input names ComfyUI knows for classes whose params name inputs absent from the workflow
-        (optional inputs are often left out of exported workflows). Asked only when needed, then cached."""
-        wanted: set[str] = set()
-        for node_id, values in job.params.items():
-            node = job.workflow.get(node_id)
-            if not isinstance(node, dict) or not isinstance(node.get("inputs"), dict):
-                continue
-            class_type = node.get("class_type")
-            if (
-                isinstance(class_type, str)
-                and class_type not in self._known_inputs
-                and set(values) - set(node["inputs"])
-            ):
-                wanted.add(class_type)
-        if wanted:
+    async def _wait_for_comfyui(self, state: _JobState, report: ProgressReport) -> None:
+        started = time.monotonic()
+        if not self.supervisor.is_ready:
+            state.stage = "waiting for ComfyUI to start"
+            report({"stage": "waiting_for_comfyui"})
+        await self.supervisor.ensure_ready()
+        state.timings["comfyui_wait_ms"] = round(
+            state.timings.get("comfyui_wait_ms", 0.0) + _ms(time.monotonic() - started), 2
+        )
+
+    async def object_info(self) -> ObjectInfo:
+        """ComfyUI's node definitions, read once per ComfyUI boot (a restart may bring other nodes)."""
+        await self.supervisor.ensure_ready()
+        try:
+            return await self.node_definitions.get()
+        except ComfyConnectionError as exc:
+            raise self._unavailable("reading its node definitions (/object_info)", exc) from exc
+
+    async def _known_inputs(self, classes: set[str]) -> dict[str, set[str]]:
+        """Input names ComfyUI knows for these classes (optional inputs are often left out of saved
+        workflows): from the node definitions when already read this boot, else asked per class."""
+        info = self.node_definitions.current()
+        if info is not None:
+            return {c: d.input_names for c in classes if (d := info.get(c)) is not None}
+        missing = classes - self._known_input_names.keys()
+        if missing:
             await self.supervisor.ensure_ready()
-            for class_type in wanted:
+            for class_type in missing:
                 inputs = await self._class_inputs(class_type)
                 if inputs is not None:
-                    self._known_inputs[class_type] = set(inputs)
-        return self._known_inputs
+                    self._known_input_names[class_type] = set(inputs)
+        return {c: self._known_input_names[c] for c in classes if c in self._known_input_names}
 
-    async def _upload(self, index: int, name: str, data: bytes, job_folder: str) -> None:
-        field_name = f"images[{index}]"
+    async def _upload(self, field_name: str, name: str, data: bytes, job_folder: str) -> None:
         try:
             stored = await self.client.upload_input(data, name, job_folder)
         except ComfyHTTPError as exc:
@@ -485,8 +525,13 @@ class JobRunner:
             )
         assert state.tracker is not None
         if self.settings.output_format is OutputFormat.WORKER_COMFYUI:
-            return self._worker_comfyui_shape(items, warnings)
+            shaped = self._worker_comfyui_shape(items, warnings)
+            if state.seeds:
+                shaped["seeds"] = state.seeds
+            return shaped
         result: dict[str, Any] = {"status": "success", "prompt_id": state.tracker.prompt_id, "outputs": items}
+        if state.seeds:
+            result["seeds"] = state.seeds
         if warnings:
             result["warnings"] = warnings
         return result

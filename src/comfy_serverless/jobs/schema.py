@@ -60,32 +60,47 @@ class InputImage(BaseModel):
         return value
 
 
+_WORKFLOW_HELP = (
+    "ComfyUI workflow, as an object or a JSON string: the API format ({node_id: {class_type, inputs}}; "
+    "Workflow > Export (API)) or the file the editor saves (with `nodes` and `links`), which is converted "
+    "exactly as ComfyUI's own frontend converts it."
+)
+
+
 class JobInput(BaseModel):
     """What a job asks the worker to do."""
 
+    # Extra keys are kept: they are a template's parameters. Without a template they are ignored, as
+    # worker-comfyui ignores them.
     model_config = ConfigDict(
-        extra="ignore", populate_by_name=True, json_schema_extra={"additionalProperties": True}
+        extra="allow", populate_by_name=True, json_schema_extra={"additionalProperties": True}
     )
 
     workflow: Annotated[
-        dict[str, Any],
+        dict[str, Any] | None,
         WithJsonSchema(
             {
                 "anyOf": [{"type": "object"}, {"type": "string"}],
                 "title": "Workflow",
-                "description": "ComfyUI workflow in API format ({node_id: {class_type, inputs}}), as an "
-                "object or a JSON string. UI-format workflows (with `nodes` and `links`) are refused "
-                "with an explanation.",
+                "description": _WORKFLOW_HELP,
             }
         ),
+        Field(description=_WORKFLOW_HELP),
+    ] = None
+    template: Annotated[
+        str | None,
         Field(
-            description="ComfyUI workflow in API format ({node_id: {class_type, inputs}}), as an object or "
-            "a JSON string. UI-format workflows (with `nodes` and `links`) are refused with an explanation.",
+            min_length=1,
+            description="Name of a template to run instead of a workflow; its parameters go at the top "
+            "level of the input, next to this field (`comfy-serverless templates` lists them).",
         ),
-    ]
+    ] = None
     params: Annotated[
         dict[str, dict[str, Any]],
-        Field(description="Values merged over the workflow: {node_id: {input_name: value}}."),
+        Field(
+            description="Values set on the workflow's nodes: {node id or unique node title: {input name: "
+            'value}}. A `seed` or `noise_seed` of "random" draws a fresh seed.'
+        ),
     ] = {}
     images: Annotated[
         list[InputImage],
@@ -116,6 +131,8 @@ class JobInput(BaseModel):
     @field_validator("workflow", mode="before")
     @classmethod
     def _workflow_from_json_string(cls, value: Any) -> Any:
+        if value is None:
+            return None
         if isinstance(value, str):
             try:
                 value = json.loads(value)
@@ -126,6 +143,18 @@ class JobInput(BaseModel):
         if not value:
             raise ValueError("is empty; it needs at least one node")
         return value
+
+    @model_validator(mode="after")
+    def _workflow_or_template(self) -> JobInput:
+        if self.workflow is None and self.template is None:
+            raise ValueError("send a `workflow` (API or editor format) or the name of a `template`")
+        if self.workflow is not None and self.template is not None:
+            raise ValueError("send either a `workflow` or a `template`, not both")
+        return self
+
+    def template_values(self) -> dict[str, Any]:
+        """The top-level keys that are not job fields: a template's parameters."""
+        return dict(self.model_extra or {})
 
     @model_validator(mode="after")
     def _unique_image_names(self) -> JobInput:
