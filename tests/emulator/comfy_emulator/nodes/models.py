@@ -74,14 +74,23 @@ def dummy_value(type_name: Any, inputs: dict[str, Any]) -> Any:
 
 
 def passthrough_outputs(return_types: tuple[Any, ...], inputs: dict[str, Any]) -> tuple[Any, ...]:
-    """Outputs of a node nobody implemented: an input of the same type if there is one, else a dummy."""
+    """Outputs of a node nobody implemented: an input of the same type if there is one, else a dummy.
+    An output whose type follows the inputs (V3 match-type, ``*``) passes the first typed input on,
+    as ResizeImageMaskNode returns the IMAGE or MASK it was given."""
     by_type: dict[str, Any] = {}
+    first: Any = None
     for value in inputs.values():
         kind = type_of(value)
         if kind is not None and kind not in by_type:
             by_type[kind] = value
+            first = value if first is None else first
     return tuple(
-        by_type[t] if isinstance(t, str) and t in by_type else dummy_value(t, inputs) for t in return_types
+        by_type[t]
+        if isinstance(t, str) and t in by_type
+        else first
+        if t in ("*", "COMFY_MATCHTYPE_V3") and first is not None
+        else dummy_value(t, inputs)
+        for t in return_types
     )
 
 
