@@ -174,7 +174,7 @@ def test_dockerignore_keeps_the_context_small() -> None:
     rules = (REPO / ".dockerignore").read_text().splitlines()
     assert rules[rules.index("*")] == "*"
     allowed = {r[1:].rstrip("/") for r in rules if r.startswith("!")}
-    assert allowed == {"pyproject.toml", "README.md", "src", "docker"}
+    assert allowed == {"pyproject.toml", "README.md", "src", "docker", "workflows"}
     copied = set()
     for path in (SLIM, FULL):
         for word, rest in instructions(path):

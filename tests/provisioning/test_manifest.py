@@ -304,3 +304,33 @@ def test_cli_fetch_models_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "sha256 mismatch" in capsys.readouterr().err
     assert not (dest / "vae" / "x.safetensors").exists()
     assert main(["fetch-models", "--manifest", str(manifest), "--set", "typo", "--dest", str(dest)]) == 1
+
+
+def test_a_templates_models_become_a_manifest_the_full_image_can_bake(
+    tmp_path: Path, file_server: FileServer
+) -> None:
+    """TEMPLATE_MODELS in Dockerfile.serverless: the template manifest's own `models` list, with the
+    hashes it lacks asked from the server, into a manifest fetch-models then downloads and checks."""
+    file_server.files["/unet.safetensors"] = b"unet"
+    file_server.linked_etag["/unet.safetensors"] = SHA_B
+    (tmp_path / "mine.yaml").write_text(
+        "title: Mine\nworkflow: mine.json\nmodels:\n"
+        f"  - {{name: unet.safetensors, folder: unet, url: '{file_server.base_url}/unet.safetensors'}}\n"
+        f"  - {{name: sub/lora.safetensors, folder: loras, url: 'https://example.com/l', sha256: {SHA_A}}}\n"
+    )
+    out = tmp_path / "models.yaml"
+    argv = [
+        "models-from-workflow",
+        str(tmp_path / "mine.yaml"),
+        "--set",
+        "templates",
+        "--resolve-hashes",
+        "-o",
+        str(out),
+    ]
+    assert main(argv) == 0
+    manifest = load_model_manifest(out)
+    assert [(m.folder, m.name, m.sha256, m.sets) for m in manifest.models] == [
+        ("diffusion_models", "unet.safetensors", SHA_B, ("templates",)),
+        ("loras", "sub/lora.safetensors", SHA_A, ("templates",)),
+    ]

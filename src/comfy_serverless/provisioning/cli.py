@@ -20,7 +20,7 @@ from .folders import DEFAULT_VOLUME_ROOT, ModelSearchPaths, render_extra_model_p
 from .manifest import ManifestError, dump_model_manifest, load_model_manifest, select_models
 from .nodes import NodeInstallError, check_node_imports, install_nodes, load_node_manifest, node_manifest_json
 from .volume import count_model_files, diagnose_volume
-from .workflow_models import WorkflowModel, models_from_workflow
+from .workflow_models import WorkflowModel, models_from_template, models_from_workflow
 
 log = logging.getLogger("comfy_serverless.provisioning")
 
@@ -72,6 +72,19 @@ def _resolve_hash(model: WorkflowModel, args: argparse.Namespace) -> WorkflowMod
 def _cmd_models_from_workflow(args: argparse.Namespace) -> int:
     collected: dict[tuple[str, str], WorkflowModel] = {}
     for path in args.workflows:
+        if Path(path).suffix.lower() in (".yaml", ".yml"):
+            # A template manifest (workflows/<name>.yaml) lists its models itself.
+            import yaml
+
+            try:
+                template = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+            except (OSError, yaml.YAMLError) as exc:
+                raise ManifestError(f"cannot read template manifest {path}: {exc}") from exc
+            if not isinstance(template, dict):
+                raise ManifestError(f"{path}: a template manifest must be a mapping")
+            for model in models_from_template(template, str(path)):
+                collected.setdefault((model.folder, model.name), model)
+            continue
         try:
             workflow = json.loads(Path(path).read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
@@ -103,12 +116,12 @@ def _cmd_models_from_workflow(args: argparse.Namespace) -> int:
                     "url": model.url,
                     "folder": model.folder,
                     "sha256": None,
-                    **({"sets": sets} if sets else {}),
+                    **({"sets": list(sets)} if sets else {}),
                     **({"token_env": args.token_env} if args.token_env else {}),
                 }
             )
         else:
-            rows.append(model.to_entry(sets, args.token_env).to_dict())
+            rows.append(model.to_entry(list(sets), args.token_env).to_dict())
     text = dump_model_manifest(rows)
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")
@@ -203,7 +216,10 @@ def build_parser() -> argparse.ArgumentParser:
         "models-from-workflow", help="turn a workflow's properties.models into manifest entries"
     )
     p.add_argument(
-        "workflows", nargs="+", type=Path, help="workflow .json files saved from the ComfyUI editor"
+        "workflows",
+        nargs="+",
+        type=Path,
+        help="workflow .json files saved from the ComfyUI editor, or template manifests (workflows/<name>.yaml)",
     )
     p.add_argument("--set", help="put every entry in this named set")
     p.add_argument(

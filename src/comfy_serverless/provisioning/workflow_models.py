@@ -111,3 +111,23 @@ def models_from_workflow(workflow: Mapping[str, Any]) -> tuple[list[WorkflowMode
             if previous.sha256 is None and model.sha256:
                 found[key] = model
     return list(found.values()), warnings
+
+
+def models_from_template(manifest: Mapping[str, Any], where: str) -> list[WorkflowModel]:
+    """The ``models`` a template manifest (``workflows/<name>.yaml``) lists: ``{name, folder, url, sha256?}``."""
+    models: list[WorkflowModel] = []
+    for index, raw in enumerate(manifest.get("models") or []):
+        at = f"{where}: models[{index}]"
+        if not isinstance(raw, Mapping):
+            raise ManifestError(f"{at} must be a mapping with name, folder and url")
+        name, folder, url = raw.get("name"), raw.get("folder"), raw.get("url")
+        if not (isinstance(name, str) and isinstance(folder, str) and isinstance(url, str)):
+            raise ManifestError(f"{at} needs `name`, `folder` and `url` to be baked into an image")
+        validate_model_name(name, at)
+        sha = raw.get("sha256")
+        models.append(
+            WorkflowModel(
+                name, url, canonical_folder(folder) or folder, sha if isinstance(sha, str) else None, at
+            )
+        )
+    return models
