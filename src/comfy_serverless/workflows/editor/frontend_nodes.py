@@ -142,7 +142,7 @@ class PrimitiveNode(Node):
             return
         value = self.widgets[0].value if self.widgets else UNDEFINED
         if value and self.properties.get(_REPLACE_PROPERTY):
-            value = apply_text_replacements(loader, value)
+            value = apply_text_replacements(loader, value, graph)
         for link_id in links:
             link = graph.get_link(link_id)
             if link is None:
@@ -171,7 +171,14 @@ def _lt(a: Any, b: Any) -> bool:
 
 
 def _widget_config(target: Node, widget_name: str) -> InputSpec | None:
-    """``getConfig``: the spec of a node's widget input from its class definition."""
+    """``getConfig``: the spec of a node's widget input from its class definition. A subgraph instance's
+    promoted input takes the spec of the inner input it stands for (its widget locator is chained to
+    that input's), through nested instances too."""
+    from .subgraphs import SubgraphNode
+
+    if isinstance(target, SubgraphNode):
+        source = target.promoted_from.get(widget_name)
+        return _widget_config(*source) if source is not None else None
     node_def = getattr(target, "node_def", None)
     if node_def is None:
         return None

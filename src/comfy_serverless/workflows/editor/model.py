@@ -382,6 +382,9 @@ def merge_with_definition(node: Node, info: dict[str, Any]) -> dict[str, Any]:
         entry = json_clone(saved)
         entry["name"] = slot.name
         entry["type"] = slot.type
+        # The created slot's widget wins, also when it has none: every slot object carries a `widget`
+        # field, so `_.pick(input, [..., 'widget'])` copies its `undefined` over a saved one.
+        entry.pop("widget", None)
         if slot.widget is not None:
             entry["widget"] = dict(slot.widget)
         merged.append(entry)

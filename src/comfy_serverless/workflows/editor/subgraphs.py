@@ -48,6 +48,8 @@ class SubgraphNode(Node):
         self.subgraph = subgraph
         self.loader = loader
         self.widgets = []
+        #: For each promoted input, the inner node and the name of the widget input it stands for.
+        self.promoted_from: dict[str, tuple[Node, str]] = {}
         subgraph.listeners.append(self._on_input_added)
         # The constructor configures the new node with an empty instance.
         self.configure(
@@ -84,10 +86,17 @@ class SubgraphNode(Node):
                 widget = inner.get_widget_from_slot(target)
                 if widget is None:
                     continue
-                self._promote(subgraph_input, slot, widget)
+                self._promote(subgraph_input, slot, widget, inner, target.widget)
                 break
 
-    def _promote(self, subgraph_input: SubgraphSlot, slot: InputSlot, widget: Widget) -> None:
+    def _promote(
+        self,
+        subgraph_input: SubgraphSlot,
+        slot: InputSlot,
+        widget: Widget,
+        inner: Node,
+        inner_locator: dict[str, Any] | None,
+    ) -> None:
         """``#setWidget``: a copy of the inner widget, named after the subgraph input."""
         promoted = Widget(
             name=subgraph_input.name,
@@ -104,6 +113,8 @@ class SubgraphNode(Node):
         if slot.widget is None:
             slot.widget = {"name": subgraph_input.name}
         slot.widget["name"] = subgraph_input.name
+        if inner_locator is not None:
+            self.promoted_from[subgraph_input.name] = (inner, str(inner_locator.get("name")))
 
     def _on_input_added(self, subgraph_input: SubgraphSlot) -> None:
         """The definition (re)created one of its inputs while this instance already existed."""
@@ -118,8 +129,9 @@ class SubgraphNode(Node):
             return
         inner = self.subgraph.get_node(link.target_id)
         widget = inner.widget(subgraph_input.name) if inner is not None else None
-        if widget is not None:
-            self._promote(subgraph_input, existing, widget)
+        if inner is not None and widget is not None:
+            target = inner.inputs[link.target_slot] if 0 <= link.target_slot < len(inner.inputs) else None
+            self._promote(subgraph_input, existing, widget, inner, target.widget if target else None)
 
     def on_configure(self, info: dict[str, Any], loader: Loader) -> None:
         """``proxyWidgets``: order the widgets, and take the promoted ones' values by list position."""

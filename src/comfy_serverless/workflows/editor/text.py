@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .loader import Loader
+    from .model import Graph
 
 _REPLACEMENT = re.compile(r"%([^%]+)%")
 _DATE_PART = re.compile(r"dd?|MM?|hh?|mm?|ss?|yyy?y?")
@@ -68,8 +69,10 @@ def format_date(text: str, now: dt.datetime) -> str:
     return _DATE_PART.sub(part, text)
 
 
-def apply_text_replacements(loader: Loader, value: Any) -> Any:
-    """``applyTextReplacements``: fill ``%date:...%`` and ``%Title.widget%`` patterns."""
+def apply_text_replacements(loader: Loader, value: Any, graph: Graph | None = None) -> Any:
+    """``applyTextReplacements``: fill ``%date:...%`` and ``%Title.widget%`` patterns, looking nodes up in
+    ``graph`` and the subgraphs its instances use (save nodes search the whole workflow; a primitive
+    only the graph it sits in)."""
     if not isinstance(value, str):
         return value
 
@@ -80,9 +83,10 @@ def apply_text_replacements(loader: Loader, value: Any) -> Any:
             if split[0].startswith("date:"):
                 return format_date(split[0][5:], loader.now or dt.datetime.now())
             return match.group(0)
-        nodes = [node for node in loader.root.walk() if node.properties.get("Node name for S&R") == split[0]]
+        candidates = list((graph or loader.root).walk())
+        nodes = [node for node in candidates if node.properties.get("Node name for S&R") == split[0]]
         if not nodes:
-            nodes = [node for node in loader.root.walk() if node.title == split[0]]
+            nodes = [node for node in candidates if node.title == split[0]]
         if not nodes:
             return match.group(0)
         widget = nodes[0].widget(split[1])
