@@ -1,42 +1,62 @@
 #!/usr/bin/env python3
 """Record what ComfyUI's own web frontend turns UI-format ("editor") workflows into.
 
-A developer tool, not run in CI: it needs a running ComfyUI and a Chromium, and its output is
-checked in as test fixtures (``tests/fixtures/frontend_prompts/``) for our Python converter of
-UI-format workflows. Rerun it by hand when a fixture workflow is added or the pinned versions move.
+A developer tool, not run in CI: it needs a running ComfyUI and a Chromium. Its output is checked
+in as test fixtures (``tests/fixtures/frontend_prompts/``), the ground truth for our Python
+converter of UI-format workflows; rerun it by hand when fixture workflows are added or the pinned
+versions move.
 
 For each workflow file it loads the workflow into the ComfyUI page the way the editor does when a
 user opens a saved file (``app.loadGraphData(workflow, true, true, fileName)``, as the frontend's
-``handleFile`` does), then calls ``app.graphToPrompt()`` *without queueing anything* and saves its
-``output`` (the API-format prompt the frontend would POST to ``/prompt``) as ``OUT/<stem>.json``::
+``handleFile`` does; dialogs and toasts that an earlier load left open are closed first, through the
+frontend's own stores), waits two animation frames and ``--settle-ms``, then calls
+``app.graphToPrompt()``, *without queueing anything*, and saves its ``output`` (the API-format prompt
+the frontend would POST to ``/prompt``) as ``OUT/<stem>.json``, ``json.dumps(indent=1,
+sort_keys=True)``::
 
     {"source": "<package or folder>/<file name>", "comfyui_version": ..., "frontend_version": ...,
-     "templates_version": ..., "recorded_at": "<ISO-8601 UTC, ms; the browser's Date.now() just
-     before graphToPrompt>", "prompt": {...}, "console_errors": [...]}
+     "templates_version": ..., "recorded_at": "<ISO-8601 UTC with ms: the browser's Date.now()
+     just before graphToPrompt>", "prompt": {...}, "console_errors": [...]}
 
-``source`` names the folder above ``templates/`` for files of a template package
+``source`` names the folder above ``templates/`` for a template package's file
 (``comfyui_workflow_templates_media_image/templates/x.json`` gives
-``comfyui_workflow_templates_media_image/x.json``) and the file's own folder otherwise. The versions
-come from the running server's ``/system_stats`` (``comfyui_version``, ``installed_templates_version``,
-which ComfyUI reads from its venv's package metadata) and from the page (the ``frontendVersion`` that
-``graphToPrompt`` stamps into its workflow). ``console_errors`` lists the browser's console errors,
-uncaught exceptions and error log entries seen from the start of that load until shortly after
-``graphToPrompt``. Nothing is queued: the script watches the page's network traffic and fails a
-workflow if the page POSTs to ``/prompt``. Seed widgets' "control after generate" is applied only
-when queueing, so seeds are recorded as saved. Two values are not deterministic, and the script lists
-the workflows that hold them rather than patching the page: ``{a|b}`` choices in dynamic-prompt text
-widgets (resolved with ``Math.random``) and ``%date:...%`` in ``filename_prefix`` (browser clock; the
-browser runs in UTC, so ``recorded_at`` dates them).
+``comfyui_workflow_templates_media_image/x.json``), else the file's own folder. ``comfyui_version`` and
+``templates_version`` come from the server's ``/system_stats`` (``installed_templates_version`` is
+what ComfyUI reads from its venv's package metadata), ``frontend_version`` from the page
+(``window.__COMFYUI_FRONTEND_VERSION__``). ``console_errors``: the page's ``console.error`` calls,
+uncaught exceptions and non-network error log entries (stack frames dropped) from the start of the
+load until the page's requests have settled after ``graphToPrompt``. Resources that failed to load
+(a template's missing input image, an unreachable model URL) are left out of the record and only
+counted in the summary; but the missing-models dialog logs ``Error fetching file size`` with
+console.error when it cannot reach the model's URL, so offline recordings carry that error.
 
-Workflows that use a node class the server does not know (apart from the frontend-only types
-``PrimitiveNode``, ``Reroute``, ``Note``, ``MarkdownNote`` and the workflow's subgraph ids) are skipped
-and listed with the missing classes, unless ``--include-unknown`` is given.
+If the frontend itself fails (``loadGraphData`` or ``graphToPrompt`` throws, or the prompt is empty)
+the workflow counts as failed and gets no record, unless ``--record-failures`` writes one with
+``"prompt": null`` and ``"error"``. The exit status is 1 when any workflow failed.
 
-Recorded with ComfyUI 0.8.0 (commit 3cd7b32), comfyui-frontend-package 1.35.9,
-comfyui-workflow-templates 0.7.67, Chromium 156 (Debian), torch 2.14.1 on the CPU.
+Nothing is queued: the script watches the page's requests and fails a workflow whose load POSTs to
+``/prompt``. Seed widgets' "control after generate" runs only when queueing, so seeds are recorded
+as saved. Two kinds of value are not deterministic; the summary lists the workflows that hold them:
+``{a|b}`` choices in dynamic-prompt text widgets (the frontend picks with ``Math.random``) and
+``%date:...%`` in ``filename_prefix`` (the browser's clock; the browser runs in UTC, so
+``recorded_at`` dates them).
 
-Start ComfyUI 0.8.0 for it (a Python 3.11 venv with torch 2.14.1, torchvision 0.29.1,
-torchaudio 2.11.0, ``pip install -r requirements.txt`` of ComfyUI 0.8.0 and ``requests``)::
+Workflows that use a node class the server lacks are skipped and listed with the missing classes,
+unless ``--include-unknown``. Present count: ``/object_info``'s classes (or ``--object-info FILE``'s),
+the frontend-only ``PrimitiveNode``, ``Reroute``, ``Note`` and ``MarkdownNote``, the workflow's subgraph
+ids, and its legacy group nodes ``workflow>NAME`` from ``extra.groupNodes`` (whose inner nodes are
+checked instead).
+
+By default one page serves all workflows; each load starts from a cleaned graph (the frontend's
+``clean`` option), and the script warns if the loaded graph does not have exactly the workflow's
+nodes and subgraphs. ``--reload-each`` opens the page afresh for every workflow (slower; both modes
+gave identical prompts for the 205 templates). After a failure the next workflow gets a fresh page.
+
+Recorded with ComfyUI 0.8.0 (commit 3cd7b32) on the CPU (torch 2.14.1), comfyui-frontend-package
+1.35.9, comfyui-workflow-templates 0.7.67 and Debian's Chromium 156.
+
+Start ComfyUI 0.8.0 for it, in a Python 3.11 venv with torch 2.14.1, torchvision 0.29.1,
+torchaudio 2.11.0, ``requests`` and ComfyUI 0.8.0's ``requirements.txt``::
 
     S=/tmp/comfy-scratch; mkdir -p $S/input $S/output $S/temp $S/user
     cd /path/to/ComfyUI-0.8.0 && /path/to/venv/bin/python main.py --cpu --listen 127.0.0.1 \\
@@ -45,18 +65,15 @@ torchaudio 2.11.0, ``pip install -r requirements.txt`` of ComfyUI 0.8.0 and ``re
         --database-url sqlite:///$S/user/comfyui.db
     curl -s http://127.0.0.1:8288/system_stats   # "comfyui_version": "0.8.0"
 
-Then (Chromium from Debian's ``chromium`` package; the script starts and stops it itself, headless,
-with a fresh profile, and drives it over the DevTools protocol with aiohttp)::
+Then run this script with the worker's venv (it needs only aiohttp). It starts Chromium
+(``apt-get install chromium``) headless with a fresh profile, drives it over the DevTools protocol,
+and stops it at the end::
 
     .venv/bin/python scripts/record_frontend_prompts.py --comfy-url http://127.0.0.1:8288 \\
-        --out tests/fixtures/frontend_prompts/graphs_out WORKFLOW.json ...
+        --out OUT_DIR WORKFLOW.json ...
     .venv/bin/python scripts/record_frontend_prompts.py --comfy-url http://127.0.0.1:8288 \\
         --out tests/fixtures/frontend_prompts/templates \\
         --from-dir .../comfyui_workflow_templates_media_image/templates --from-dir ...
-
-By default one page serves all workflows, each load starting from a cleaned graph (the script checks
-that the loaded graph has exactly the workflow's nodes and subgraphs); ``--reload-each`` opens the
-page afresh for every workflow instead.
 """
 
 from __future__ import annotations
@@ -100,6 +117,8 @@ CHROMIUM_FLAGS = (
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    "--disable-breakpad",
+    "--disable-crash-reporter",
     "--disable-dev-shm-usage",
     "--lang=en-US",
     "--window-size=1920,1080",
@@ -154,17 +173,27 @@ RECORD_JS = """(async (workflow, fileName, settleMs) => {
   });
   window.__recorder.reset();
   await new Promise((resolve) => setTimeout(resolve, 50));
-  await app.loadGraphData(workflow, true, true, fileName);
-  await frames();
-  await new Promise((resolve) => setTimeout(resolve, settleMs));
-  const t = Date.now();
-  const p = await app.graphToPrompt();
+  let stage = 'loadGraphData';
+  let t = Date.now();
+  let p = null;
+  let error = null;
+  try {
+    await app.loadGraphData(workflow, true, true, fileName);
+    await frames();
+    await new Promise((resolve) => setTimeout(resolve, settleMs));
+    stage = 'graphToPrompt';
+    t = Date.now();
+    p = await app.graphToPrompt();
+  } catch (e) {
+    error = `${stage} threw ${e && e.name ? `${e.name}: ${e.message}` : String(e)}`;
+  }
   return JSON.stringify({
     recordedAt: new Date(t).toISOString(),
-    output: p.output,
-    workflow: p.workflow,
-    frontendVersion: (p.workflow.extra || {}).frontendVersion
-      || window.__COMFYUI_FRONTEND_VERSION__ || null,
+    error,
+    output: p ? p.output : null,
+    workflow: p ? p.workflow : null,
+    frontendVersion: window.__COMFYUI_FRONTEND_VERSION__
+      || (p && p.workflow.extra && p.workflow.extra.frontendVersion) || null,
     rootNodes: app.rootGraph.nodes.length,
     rootSubgraphs: app.rootGraph.subgraphs.size,
     dialogs: window.__recorder.dialogs,
@@ -210,9 +239,37 @@ def all_nodes(workflow: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
             yield f"subgraph {subgraph.get('name') or subgraph.get('id')}: ", node
 
 
+def group_node_definitions(workflow: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Legacy group nodes (`extra.groupNodes`), by the node types that use them: `workflow>name`
+    (and the older `workflow/name`, which the frontend rewrites on load)."""
+    groups = (workflow.get("extra") or {}).get("groupNodes") or {}
+    if not isinstance(groups, dict):
+        return {}
+    return {
+        f"workflow{sep}{name}": group
+        for name, group in groups.items()
+        if isinstance(group, dict)
+        for sep in (">", "/")
+    }
+
+
 def missing_classes(workflow: dict[str, Any], known: set[str]) -> list[str]:
+    """Node classes the server lacks, counting the insides of the group nodes that are used."""
+    groups = group_node_definitions(workflow)
     present = known | FRONTEND_ONLY_TYPES | {str(s.get("id")) for s in subgraph_definitions(workflow)}
-    return sorted({str(node.get("type")) for _, node in all_nodes(workflow)} - present)
+    used = {str(node.get("type")) for _, node in all_nodes(workflow)}
+    pending, seen = [t for t in used if t in groups], set[str]()
+    while pending:
+        group_type = pending.pop()
+        if group_type in seen:
+            continue
+        seen.add(group_type)
+        inner = {
+            str(node.get("type")) for node in groups[group_type].get("nodes") or [] if isinstance(node, dict)
+        }
+        used |= inner
+        pending += [t for t in inner if t in groups]
+    return sorted(used - present - groups.keys())
 
 
 def _strings(value: Any) -> Iterator[str]:
@@ -594,7 +651,13 @@ def write_record(out_dir: Path, stem: str, record: dict[str, Any]) -> None:
 
 
 async def record_one(
-    page: CdpPage, wf: WorkflowFile, versions: Versions, out_dir: Path, settle_ms: int, limit_s: float
+    page: CdpPage,
+    wf: WorkflowFile,
+    versions: Versions,
+    out_dir: Path,
+    settle_ms: int,
+    limit_s: float,
+    record_failures: bool,
 ) -> Outcome:
     stem = wf.path.stem
     outcome = Outcome(source=wf.source, stem=stem, nondeterministic=nondeterministic_values(wf.data))
@@ -620,29 +683,33 @@ async def record_one(
         return outcome
     result = json.loads(raw)
     outcome.dialogs, outcome.toasts = result["dialogs"], result["toasts"]
-    outcome.changes = widget_changes(wf.data, result["workflow"])
+    if result["workflow"] is not None:
+        outcome.changes = widget_changes(wf.data, result["workflow"])
     expected_nodes, expected_subgraphs = len(wf.data["nodes"]), len(subgraph_definitions(wf.data))
     if (result["rootNodes"], result["rootSubgraphs"]) != (expected_nodes, expected_subgraphs):
         outcome.warnings.append(
             f"graph has {result['rootNodes']} nodes / {result['rootSubgraphs']} subgraphs after loading, "
             f"file has {expected_nodes} / {expected_subgraphs}"
         )
-    if not result["output"]:
-        outcome.error = "graphToPrompt returned an empty prompt"
-        return outcome
-    write_record(
-        out_dir,
-        stem,
-        {
-            "source": wf.source,
-            "comfyui_version": versions.comfyui,
-            "frontend_version": result["frontendVersion"],
-            "templates_version": versions.templates,
-            "recorded_at": result["recordedAt"],
-            "prompt": result["output"],
-            "console_errors": outcome.console_errors,
-        },
-    )
+    frontend_error: str | None = result["error"]
+    if frontend_error is None and not result["output"]:
+        frontend_error = "graphToPrompt returned an empty prompt"
+    if frontend_error is not None:
+        outcome.error = f"the frontend failed: {frontend_error}"
+    record = {
+        "source": wf.source,
+        "comfyui_version": versions.comfyui,
+        "frontend_version": result["frontendVersion"],
+        "templates_version": versions.templates,
+        "recorded_at": result["recordedAt"],
+        "prompt": result["output"],
+        "console_errors": outcome.console_errors,
+    }
+    if outcome.error is None:
+        write_record(out_dir, stem, record)
+    elif record_failures:
+        write_record(out_dir, stem, {**record, "prompt": None, "error": frontend_error})
+        outcome.error += " (recorded)"
     return outcome
 
 
@@ -698,7 +765,9 @@ async def record_all(args: argparse.Namespace, files: list[Path]) -> RunResult:
                     run.page_errors.extend(e for e in errors if e not in run.page_errors)
                     fresh = False
                 started = time.monotonic()
-                outcome = await record_one(page, wf, versions, args.out, args.settle_ms, args.timeout)
+                outcome = await record_one(
+                    page, wf, versions, args.out, args.settle_ms, args.timeout, args.record_failures
+                )
                 run.outcomes.append(outcome)
                 LOG.info(
                     "[%d/%d] %s: %s (%.1fs, %d console errors)",
@@ -784,6 +853,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--include-unknown", action="store_true", help="record workflows with unknown classes"
     )
+    parser.add_argument(
+        "--record-failures",
+        action="store_true",
+        help='also write a record ("prompt": null, "error": ...) when the frontend fails on a workflow',
+    )
     parser.add_argument("--reload-each", action="store_true", help="open the page afresh for every workflow")
     parser.add_argument(
         "--settle-ms", type=int, default=300, help="wait after loading (default: %(default)s)"
@@ -806,7 +880,11 @@ def main(argv: list[str] | None = None) -> int:
     if not files:
         LOG.warning("no workflow files found; nothing to record")
         return 0
-    run = asyncio.run(record_all(args, files))
+    try:
+        run = asyncio.run(record_all(args, files))
+    except (RecorderError, aiohttp.ClientError, OSError) as exc:
+        LOG.error("%s", exc)
+        return 2
     for line in summary_lines(run):
         print(line)  # noqa: T201 - the summary is this tool's output
     if args.summary_json:
