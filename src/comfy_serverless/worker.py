@@ -93,7 +93,10 @@ class Worker:
             from .delivery.storage import S3Storage  # boto3 costs 0.1 s to import; only when used
 
             storage = S3Storage(settings)
-        templates = TemplateCatalog.load([settings.builtin_templates_dir, settings.templates_dir])
+        # Reading the template files is disk work: off the loop that will carry ComfyUI's socket.
+        templates = await asyncio.to_thread(
+            TemplateCatalog.load, [settings.builtin_templates_dir, settings.templates_dir]
+        )
         log.info("Templates: %s", ", ".join(templates.names()) or "none")
         self.runner = JobRunner(
             settings,

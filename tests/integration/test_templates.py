@@ -160,3 +160,33 @@ def test_sdxl_template_makes_an_image_on_the_real_comfyui(backend, make_worker, 
     assert image["type"] == "image" and image["node_id"] == "19"
     assert decode_image(image).size == (96, 64)
     assert output["seeds"] == {"10": 7, "11": 0}
+
+
+def test_a_broken_manifest_is_logged_with_its_file_and_the_other_templates_still_run(
+    backend, make_worker, faults, tmp_path
+) -> None:
+    if backend.is_real:
+        pytest.skip("worker start-up behaviour, independent of the ComfyUI backend")
+    mine = tmp_path / "my-templates"
+    mine.mkdir()
+    (mine / "portrait.yaml").write_text(
+        "title: Portrait\nworkflow: portrait.json\nparameters:\n  size: {type: huge}\n"
+    )
+    (mine / "portrait.json").write_text("{}")
+    config = _models_config(tmp_path / "models", {"checkpoints": ["flux1-schnell-fp8.safetensors"]})
+    faults.set(time_scale=0.001)
+    worker = make_worker(
+        templates_dir=mine, comfyui_extra_model_paths=config, comfy_emulator_faults_file=faults.path
+    )
+    assert_failed(
+        worker.runsync({"template": "portrait"}),
+        "there is no template 'portrait' (available: flux1_schnell_t2i",
+    )
+    assert_completed(
+        worker.runsync({"template": "flux1_schnell_t2i", "prompt": "a fox", "steps": 1}, timeout=300)
+    )
+    log = worker.log_text()
+    assert (
+        "Template portrait is not available" in log
+        and f"{mine / 'portrait.yaml'}: parameters.size.type" in log
+    )

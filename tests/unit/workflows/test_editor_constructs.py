@@ -18,22 +18,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import random
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from comfy_serverless.workflows.editor import ConversionError, editor_to_prompt
-from comfy_serverless.workflows.object_info import ObjectInfo
-
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
-GRAPHS = FIXTURES / "editor_graphs"
-RECORDINGS = FIXTURES / "frontend_prompts" / "graphs"
-OBJECT_INFO = (
-    Path(__file__).resolve().parents[3].parent / "shared/comfyui-reference/transcripts/object_info.json"
-)
+from comfy_serverless.workflows.editor import ConversionError
+from tests.support.editor_graphs import GRAPHS, RECORDINGS, convert, graph, recording
 
 # The fixtures of this file (other files own group_* and links_*).
 STEMS = (
@@ -95,30 +86,13 @@ RANDOM_TEXT: dict[tuple[str, str, str], set[str]] = {
 }
 
 
-@cache
-def _object_info() -> ObjectInfo:
-    if not OBJECT_INFO.exists():
-        pytest.skip(f"ComfyUI 0.8.0's /object_info is not at {OBJECT_INFO}")
-    return ObjectInfo(json.loads(OBJECT_INFO.read_text()))
-
-
-def _workflow(stem: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((GRAPHS / f"{stem}.json").read_text(encoding="utf-8"))
-    return data
-
-
-def _recording(stem: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((RECORDINGS / f"{stem}.json").read_text(encoding="utf-8"))
-    return data
-
-
 def _recorded_at(stem: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(_recording(stem)["recorded_at"].replace("Z", "+00:00"))
+    return dt.datetime.fromisoformat(recording(stem)["recorded_at"].replace("Z", "+00:00"))
 
 
 def _convert(stem: str, *, seed: int = 0) -> dict[str, Any]:
     now = _recorded_at(stem) if (RECORDINGS / f"{stem}.json").exists() else dt.datetime(2026, 1, 2, 3, 4, 5)
-    return editor_to_prompt(_workflow(stem), _object_info(), now=now, rng=random.Random(seed))
+    return convert(graph(stem), now=now, seed=seed)
 
 
 @cache
@@ -129,7 +103,7 @@ def _prompt(stem: str) -> dict[str, Any]:
 
 
 def _recorded(stem: str) -> dict[str, Any]:
-    prompt: dict[str, Any] = _recording(stem)["prompt"]
+    prompt: dict[str, Any] = recording(stem)["prompt"]
     return prompt
 
 
@@ -160,11 +134,11 @@ def _node_cases() -> list[Any]:
 def test_every_fixture_is_recorded_by_frontend_1_35_9() -> None:
     assert {p.stem for p in GRAPHS.glob("*.json")} >= {*STEMS, *NOT_RECORDED}
     for stem in STEMS:
-        recording = _recording(stem)
-        assert recording["source"] == f"editor_graphs/{stem}.json"
-        assert (recording["comfyui_version"], recording["frontend_version"]) == ("0.8.0", "1.35.9")
+        record = recording(stem)
+        assert record["source"] == f"editor_graphs/{stem}.json"
+        assert (record["comfyui_version"], record["frontend_version"]) == ("0.8.0", "1.35.9")
         # The frontend itself had nothing to complain about while loading and converting these.
-        assert recording["console_errors"] == [], stem
+        assert record["console_errors"] == [], stem
 
 
 @pytest.mark.parametrize("stem", STEMS)
@@ -290,7 +264,7 @@ def test_unconnected_primitive_changes_nothing() -> None:
     }
 
 
-def test_save_node_inside_a_subgraph_searches_the_whole_workflow() -> None:
+def test_save_node_inside_a_subgraph_searches_the_wholegraph() -> None:
     # SaveImage's filename_prefix uses app.graph, the root graph (saveImageExtraOutput.ts:39).
     assert _prompt("primitive_string_replace_in_subgraph")["10:6"]["inputs"]["filename_prefix"] == "768_1024"
 
@@ -503,12 +477,7 @@ def test_filename_prefix_replacements() -> None:
 
 
 def test_filename_prefix_date_follows_now() -> None:
-    prompt = editor_to_prompt(
-        _workflow("filename_prefix"),
-        _object_info(),
-        now=dt.datetime(2031, 2, 3, 4, 5, 6),
-        rng=random.Random(0),
-    )
+    prompt = convert(graph("filename_prefix"), now=dt.datetime(2031, 2, 3, 4, 5, 6))
     assert prompt["3"]["inputs"]["filename_prefix"] == "2031-02-03/img"
     assert prompt["4"]["inputs"]["filename_prefix"] == "04-05-06_x"
 

@@ -13,21 +13,12 @@ from __future__ import annotations
 
 import copy
 import json
-from functools import cache
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from comfy_serverless.workflows.editor import ConversionError, editor_to_prompt
-from comfy_serverless.workflows.object_info import ObjectInfo
-
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
-GRAPHS = FIXTURES / "editor_graphs"
-RECORDINGS = FIXTURES / "frontend_prompts" / "graphs"
-OBJECT_INFO = (
-    Path(__file__).resolve().parents[3].parent / "shared/comfyui-reference/transcripts/object_info.json"
-)
+from comfy_serverless.workflows.editor import ConversionError
+from tests.support.editor_graphs import GRAPHS, RECORDINGS, convert, graph, what_runs
 
 ERROR_FIXTURES = {
     "group_error_missing_definition",
@@ -42,30 +33,12 @@ RECORDED = sorted(
 )
 
 
-@cache
-def _object_info() -> ObjectInfo:
-    return ObjectInfo(json.loads(OBJECT_INFO.read_text()))
-
-
-def _workflow(stem: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((GRAPHS / f"{stem}.json").read_text())
-    return data
-
-
 def _convert(workflow: dict[str, Any]) -> dict[str, Any]:
-    return editor_to_prompt(workflow, _object_info())
+    return convert(workflow)
 
 
 def _prompt(stem: str) -> dict[str, Any]:
-    return _convert(_workflow(stem))
-
-
-def _what_runs(prompt: dict[str, Any]) -> dict[str, str]:
-    """Each node's class and inputs as JSON text, so 1 and true or 8 and 8.0 never compare equal."""
-    return {
-        node_id: json.dumps([node["class_type"], node["inputs"]], sort_keys=True)
-        for node_id, node in prompt.items()
-    }
+    return convert(graph(stem))
 
 
 def test_every_non_error_fixture_is_recorded() -> None:
@@ -78,7 +51,7 @@ def test_every_non_error_fixture_is_recorded() -> None:
 def test_conversion_matches_the_frontend(stem: str) -> None:
     recorded = json.loads((RECORDINGS / f"{stem}.json").read_text())
     assert recorded["frontend_version"] == "1.35.9"
-    assert _what_runs(_prompt(stem)) == _what_runs(recorded["prompt"])
+    assert what_runs(_prompt(stem)) == what_runs(recorded["prompt"])
 
 
 # --- what the recordings show, spelled out -----------------------------------------------------------
@@ -199,7 +172,7 @@ def test_load_image_inside_a_group() -> None:
 
 
 def test_a_definition_used_twice_gives_independent_instances() -> None:
-    workflow = _workflow("group_example_legacy_invert_save")
+    workflow = graph("group_example_legacy_invert_save")
     second = copy.deepcopy(workflow["nodes"][1])
     second.update(id=9, inputs=[{"name": "image", "type": "IMAGE", "link": None}], widgets_values=["other"])
     second["outputs"][0]["links"] = []
@@ -220,31 +193,31 @@ def _error(workflow: dict[str, Any]) -> ConversionError:
 
 
 def test_group_without_definition_is_refused() -> None:
-    message = str(_error(_workflow("group_error_missing_definition")))
+    message = str(_error(graph("group_error_missing_definition")))
     assert "node 4" in message and "'workflow>Vanished'" in message
     assert "probably a custom node that is not installed" in message
 
 
 def test_group_with_an_unknown_inner_class_is_refused() -> None:
-    message = str(_error(_workflow("group_error_unknown_class")))
+    message = str(_error(graph("group_error_unknown_class")))
     assert "node 7" in message and "'SuperResolutionPlus'" in message
     assert "probably custom nodes that are not installed" in message
 
 
 def test_muted_group_without_definition_is_left_out_like_any_missing_node() -> None:
-    workflow = _workflow("group_error_missing_definition")
+    workflow = graph("group_error_missing_definition")
     workflow["nodes"][1]["mode"] = 2
     assert set(_convert(workflow)) == {"1"}
 
 
 def test_nested_group_node_is_refused() -> None:
-    error = _error(_workflow("group_error_nested"))
+    error = _error(graph("group_error_nested"))
     assert "node 5:1" in str(error) and "'workflow>Inner'" in str(error)
     assert error.details["node_id"] == "5:1"
 
 
 def test_nested_group_registered_after_its_container_is_a_missing_class() -> None:
-    workflow = _workflow("group_error_nested")
+    workflow = graph("group_error_nested")
     groups = workflow["extra"]["groupNodes"]
     workflow["extra"]["groupNodes"] = {"Outer": groups["Outer"], "Inner": groups["Inner"]}
     message = str(_error(workflow))
@@ -252,14 +225,14 @@ def test_nested_group_registered_after_its_container_is_a_missing_class() -> Non
 
 
 def test_group_node_inside_a_subgraph_is_refused() -> None:
-    message = str(_error(_workflow("group_error_in_subgraph")))
+    message = str(_error(graph("group_error_in_subgraph")))
     assert "node 2:1" in message
     assert "Group nodes inside subgraphs are not supported" in message
 
 
 def test_group_output_without_a_link_is_refused() -> None:
     # Not valid for the schema (a 7-element link), so the link fixer cannot add the missing link id.
-    workflow = _workflow("group_example_legacy_invert_save")
+    workflow = graph("group_example_legacy_invert_save")
     workflow["nodes"][1]["outputs"][0]["links"] = []
     workflow["links"][0].append(None)
     message = str(_error(workflow))
@@ -267,7 +240,7 @@ def test_group_output_without_a_link_is_refused() -> None:
 
 
 def test_a_definition_that_cannot_be_read_stops_the_ones_after_it() -> None:
-    workflow = _workflow("group_example_legacy_invert_save")
+    workflow = graph("group_example_legacy_invert_save")
     groups = workflow["extra"]["groupNodes"]
     workflow["extra"]["groupNodes"] = {
         "Broken": {"nodes": [], "links": None},

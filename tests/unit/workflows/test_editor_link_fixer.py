@@ -11,44 +11,18 @@ from __future__ import annotations
 
 import copy
 import json
-from functools import cache
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from comfy_serverless.workflows.editor import editor_to_prompt
 from comfy_serverless.workflows.editor.link_fixer import fix_bad_links, validate_workflow
-from comfy_serverless.workflows.object_info import ObjectInfo
+from tests.support.editor_graphs import GRAPHS, RECORDINGS, convert, graph, what_runs
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
-GRAPHS = FIXTURES / "editor_graphs"
-RECORDINGS = FIXTURES / "frontend_prompts" / "graphs"
-OBJECT_INFO = (
-    Path(__file__).resolve().parents[3].parent / "shared/comfyui-reference/transcripts/object_info.json"
-)
 RECORDED = sorted(p.stem for p in GRAPHS.glob("links_*.json") if (RECORDINGS / p.name).exists())
 
 
-@cache
-def _object_info() -> ObjectInfo:
-    return ObjectInfo(json.loads(OBJECT_INFO.read_text()))
-
-
-def _workflow(stem: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((GRAPHS / f"{stem}.json").read_text())
-    return data
-
-
 def _prompt(stem: str) -> dict[str, Any]:
-    return editor_to_prompt(_workflow(stem), _object_info())
-
-
-def _what_runs(prompt: dict[str, Any]) -> dict[str, str]:
-    return {
-        node_id: json.dumps([node["class_type"], node["inputs"]], sort_keys=True)
-        for node_id, node in prompt.items()
-    }
+    return convert(graph(stem))
 
 
 def _node(data: dict[str, Any], node_id: int) -> dict[str, Any]:
@@ -64,14 +38,14 @@ def test_every_fixture_is_recorded() -> None:
 @pytest.mark.parametrize("stem", RECORDED)
 def test_conversion_matches_the_frontend(stem: str) -> None:
     recorded = json.loads((RECORDINGS / f"{stem}.json").read_text())
-    assert _what_runs(_prompt(stem)) == _what_runs(recorded["prompt"])
+    assert what_runs(_prompt(stem)) == what_runs(recorded["prompt"])
 
 
 # --- the three repairs ----------------------------------------------------------------------------------
 
 
 def test_origin_output_gets_the_link_its_target_holds() -> None:
-    fixed = fix_bad_links(_workflow("links_origin_missing_link_id"))
+    fixed = fix_bad_links(graph("links_origin_missing_link_id"))
     assert _node(fixed, 8)["outputs"][0]["links"] == [20]
     # So the PrimitiveNode is connected and pushes its value into the seed.
     assert _prompt("links_origin_missing_link_id")["5"]["inputs"]["seed"] == 222
@@ -84,14 +58,14 @@ def test_group_output_gets_the_link_its_consumer_holds() -> None:
 
 
 def test_links_no_node_refers_to_are_deleted() -> None:
-    original = _workflow("links_unreferenced_extra_link")
+    original = graph("links_unreferenced_extra_link")
     fixed = fix_bad_links(copy.deepcopy(original))
     assert [link[0] for link in fixed["links"]] == [link[0] for link in original["links"]][:-2]
     assert _prompt("links_unreferenced_extra_link")["6"]["inputs"]["samples"] == ["5", 0]
 
 
 def test_origin_loses_a_link_whose_target_slot_holds_another() -> None:
-    fixed = fix_bad_links(_workflow("links_target_slot_holds_other_link"))
+    fixed = fix_bad_links(graph("links_target_slot_holds_other_link"))
     assert _node(fixed, 9)["outputs"][0]["links"] == []
     assert 21 not in [link[0] for link in fixed["links"]]
     # Only primitive 8 still feeds the seed; unrepaired, primitive 9 (999) would push last.
@@ -99,7 +73,7 @@ def test_origin_loses_a_link_whose_target_slot_holds_another() -> None:
 
 
 def test_input_links_are_never_changed() -> None:
-    original = _workflow("links_origin_missing_link_id")
+    original = graph("links_origin_missing_link_id")
     fixed = fix_bad_links(copy.deepcopy(original))
     assert [[i.get("link") for i in n["inputs"]] for n in fixed["nodes"]] == [
         [i.get("link") for i in n["inputs"]] for n in original["nodes"]
@@ -110,7 +84,7 @@ def test_input_links_are_never_changed() -> None:
 
 
 def test_a_fixer_that_throws_leaves_the_file_as_it_was() -> None:
-    original = _workflow("links_fixer_throws")
+    original = graph("links_fixer_throws")
     assert fix_bad_links(original) is original
     prompt = _prompt("links_fixer_throws")
     assert prompt["5"]["inputs"]["seed"] == 111  # the primitive (444) stays unconnected
@@ -118,7 +92,7 @@ def test_a_fixer_that_throws_leaves_the_file_as_it_was() -> None:
 
 
 def test_a_file_the_schema_rejects_is_not_repaired() -> None:
-    original = _workflow("links_schema_invalid")
+    original = graph("links_schema_invalid")
     assert validate_workflow(copy.deepcopy(original)) is None
     assert fix_bad_links(original) is original
     assert _prompt("links_schema_invalid")["5"]["inputs"]["seed"] == 111
@@ -138,7 +112,7 @@ def test_version_1_file_without_links_is_used_as_it_is() -> None:
 
 
 def _valid() -> dict[str, Any]:
-    return _workflow("links_origin_missing_link_id")
+    return graph("links_origin_missing_link_id")
 
 
 def test_schema_reads_string_slots_as_integers() -> None:

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from comfy_serverless.workflows.editor import editor_to_prompt
+from tests.support.editor_graphs import what_runs
 from tests.support.emulator_validation import problems_besides_missing_models
 from tests.support.reference import object_info
 
@@ -53,14 +54,6 @@ def _convert(recording: dict[str, Any]) -> dict[str, Any]:
     return editor_to_prompt(_template(recording), object_info(), now=now)
 
 
-def _what_runs(prompt: dict[str, Any]) -> dict[str, str]:
-    """Each node's class and inputs as JSON text, so 1 and true or 8 and 8.5 never compare equal."""
-    return {
-        node_id: json.dumps([node["class_type"], node["inputs"]], sort_keys=True, ensure_ascii=False)
-        for node_id, node in prompt.items()
-    }
-
-
 def test_the_corpus_is_the_205_core_templates() -> None:
     assert len(RECORDED) == 205
     first = _recording(RECORDED[0])
@@ -75,7 +68,7 @@ def test_every_template_converts_exactly_as_the_frontend_does(capsys: pytest.Cap
     mismatched: list[str] = []
     for path in RECORDED:
         recording = _recording(path)
-        if _what_runs(_convert(recording)) != _what_runs(recording["prompt"]):
+        if what_runs(_convert(recording)) != what_runs(recording["prompt"]):
             mismatched.append(path.stem)
     with capsys.disabled():
         matched = len(RECORDED) - len(mismatched)
@@ -86,8 +79,8 @@ def test_every_template_converts_exactly_as_the_frontend_does(capsys: pytest.Cap
 @pytest.mark.parametrize("path", RECORDED, ids=[p.stem for p in RECORDED])
 def test_template_matches_the_frontend_node_for_node(path: Path) -> None:
     recording = _recording(path)
-    ours = _what_runs(_convert(recording))
-    theirs = _what_runs(recording["prompt"])
+    ours = what_runs(_convert(recording))
+    theirs = what_runs(recording["prompt"])
     assert sorted(ours) == sorted(theirs)
     for node_id in theirs:
         assert ours[node_id] == theirs[node_id], node_id

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import ConversionError
 from .model import MODE_BYPASS, MODE_NEVER, UNDEFINED, Graph, Node, key
+from .text import js_key, js_string
 
 if TYPE_CHECKING:
     from .loader import Loader
@@ -34,19 +35,11 @@ def is_valid_connection(type_a: Any, type_b: Any) -> bool:
         type_b = 0
     if not type_a or not type_b or type_a == type_b:
         return True
-    a = _js_string(type_a).lower()
-    b = _js_string(type_b).lower()
+    a = js_string(type_a).lower()
+    b = js_string(type_b).lower()
     if "," not in a and "," not in b:
         return a == b
     return any(is_valid_connection(x, y) for x in a.split(",") for y in b.split(","))
-
-
-def _js_string(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
 
 
 @dataclass(slots=True)
@@ -288,15 +281,6 @@ def _is_array_index(text: str) -> bool:
     return text.isdigit() and (text == "0" or not text.startswith("0")) and int(text) < 2**32 - 1
 
 
-def _js_key(value: Any) -> str:
-    """A value used as a JavaScript object key."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return key(value)
-    return _js_string(value)
-
-
 def _wrap(value: Any) -> Any:
     """Array values would read as links; the frontend sends them as ``{"__value__": [...]}``."""
     return {"__value__": value} if isinstance(value, list) else value
@@ -341,7 +325,7 @@ def graph_to_prompt(root: Graph, loader: Loader) -> dict[str, dict[str, Any]]:
     for entry in prompt.values():
         entry_inputs = entry["inputs"]
         for name, value in list(entry_inputs.items()):
-            if isinstance(value, list) and len(value) == 2 and _js_key(value[0]) not in prompt:
+            if isinstance(value, list) and len(value) == 2 and js_key(value[0]) not in prompt:
                 del entry_inputs[name]
     for entry in prompt.values():
         entry["inputs"] = {k: _json_value(v) for k, v in entry["inputs"].items() if v is not UNDEFINED}

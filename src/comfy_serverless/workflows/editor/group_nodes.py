@@ -28,7 +28,7 @@ from .comfy_nodes import ComfyNode
 from .errors import ConversionError
 from .execution import Executable, Resolved
 from .model import MODE_BYPASS, Node, UnknownNode, json_clone, key
-from .text import js_string
+from .text import js_key, js_string
 from .widgets import WIDGET_TYPES
 
 if TYPE_CHECKING:
@@ -43,15 +43,6 @@ _NOT_INSTALLED = "probably custom nodes that are not installed"
 
 class _RegistrationError(Exception):
     """Where the frontend throws while registering a group type (it then registers no further ones)."""
-
-
-def _pk(value: Any) -> str:
-    """A value used as a JavaScript object key."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return key(value)
-    return js_string(value)
 
 
 def _get(obj: Any, name: str) -> Any:
@@ -157,14 +148,14 @@ class GroupDefinition:
             source, source_slot, target, target_slot = (_item(link, i) for i in range(4))
             if source is None:  # from outside the group
                 continue
-            self.links_from.setdefault(_pk(source), {}).setdefault(_pk(source_slot), []).append(link)
-            self.links_to.setdefault(_pk(target), {})[_pk(target_slot)] = link
+            self.links_from.setdefault(js_key(source), {}).setdefault(js_key(source_slot), []).append(link)
+            self.links_to.setdefault(js_key(target), {})[js_key(target_slot)] = link
         external = self.data.get("external")
         if _truthy(external):
             if not isinstance(external, list):
                 raise _RegistrationError("its external outputs are not a list")
             for entry in external:
-                self.external_from.setdefault(_pk(_item(entry, 0)), {})[_pk(_item(entry, 1))] = _item(
+                self.external_from.setdefault(js_key(_item(entry, 0)), {})[js_key(_item(entry, 1))] = _item(
                     entry, 2
                 )
 
@@ -254,7 +245,7 @@ class GroupDefinition:
                 if _truthy(external):
                     reroute_type = external
         # The widget options the frontend merges in do not matter: a forced input has no widget.
-        name = _pk(reroute_type)
+        name = js_key(reroute_type)
         return {
             "input": {"required": {name: [reroute_type, {"forceInput": True}]}},
             "output": [reroute_type],
@@ -290,7 +281,7 @@ class GroupDefinition:
             )
             label = found.get("label") if found is not None else None
             name = label if label is not None else input_name
-        name = _pk(name)
+        name = js_key(name)
         entry_key = name
         prefix = ""
         if (node.get("type") == "PrimitiveNode" and _truthy(node.get("title"))) or name in seen:
@@ -306,7 +297,7 @@ class GroupDefinition:
             options = config[1] if len(config) > 1 else None
             widget = options.get("widget") if isinstance(options, dict) else None
             mapped = self.old_to_new_widget.get(str(index), {}).get(
-                _pk(widget if widget is not None else "image")
+                js_key(widget if widget is not None else "image")
             )
             extra = {**(extra or {}), "widget": mapped if mapped is not None else "image"}
         if extra:
@@ -392,7 +383,7 @@ class GroupDefinition:
         source = self.nodes[self._node_index(_item(link, 0))]
         if source.get("type") != "PrimitiveNode":
             return
-        source_key = _pk(_item(link, 0))
+        source_key = js_key(_item(link, 0))
         config = self.primitive_defs[source_key]["input"]["required"]["value"]
         target_spec = inputs[input_name]
         options = target_spec[1] if len(target_spec) > 1 else None
@@ -440,13 +431,13 @@ class GroupDefinition:
                 found = next((o for o in node_outputs if _same_type(o.get("name"), label)), None)
                 if found is not None and _truthy(found.get("label")):
                     label = found["label"]
-            name = _pk(label)
+            name = js_key(label)
             if name in seen:
                 title = node.get("title")
                 prefix = f"{js_string(title if title is not None else node.get('type'))} "
-                name = f"{prefix}{_pk(label)}"
+                name = f"{prefix}{js_key(label)}"
                 if name in seen:
-                    name = f"{prefix}{index} {_pk(label)}"
+                    name = f"{prefix}{index} {js_key(label)}"
             seen.add(name)
             outputs["output_name"].append(name)
 
@@ -721,7 +712,7 @@ class GroupNodeRegistry:
                 if not isinstance(nodes, list):
                     raise _RegistrationError("it has no list of nodes")
                 types = [n.get("type", "undefined") if isinstance(n, dict) else n["type"] for n in nodes]
-                missing = [_pk(t) for t in types if not self._is_registered(t)]
+                missing = [js_key(t) for t in types if not self._is_registered(t)]
                 if missing:
                     self.failures[type_name] = self._missing_reason(missing)
                     continue
@@ -743,7 +734,7 @@ class GroupNodeRegistry:
 
     def _is_registered(self, type_name: Any) -> bool:
         """``type in LiteGraph.registered_node_types``."""
-        name = _pk(type_name) if type_name is not None else "undefined"
+        name = js_key(type_name) if type_name is not None else "undefined"
         return (
             name in self.loader.object_info
             or name in _FRONTEND_TYPES

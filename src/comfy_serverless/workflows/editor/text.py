@@ -54,6 +54,11 @@ def js_string(value: Any) -> str:
     return str(value)
 
 
+def js_key(value: Any) -> str:
+    """A value used as a JavaScript object key (5, 5.0 and "5" are the same key)."""
+    return value if isinstance(value, str) else js_string(value)
+
+
 def format_date(text: str, now: dt.datetime) -> str:
     def part(match: re.Match[str]) -> str:
         token = match.group(0)
