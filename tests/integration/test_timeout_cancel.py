@@ -74,3 +74,19 @@ def test_runpod_cancel_stops_the_prompt_and_the_worker_takes_the_next_job(
         assert _long_chain_files(tmp_path / "data") == []
     finally:
         worker.stop()
+
+
+def test_a_refused_interrupt_restarts_comfyui_at_once(make_worker, faults) -> None:
+    """ComfyUI answering /interrupt with an error cannot stop the prompt; waiting out a 10-minute
+    COMFYUI_INTERRUPT_GRACE would hold up the next job, so ComfyUI is restarted straight away."""
+    faults.set(hang_on_class="ImageBlur", route_status={"/interrupt": 500})
+    worker = make_worker(comfy_emulator_faults_file=faults.path, comfyui_interrupt_grace=600)
+    assert_failed(
+        worker.runsync({"workflow": workflow("long_chain"), "timeout": 2}), "Job timed out after 2 s"
+    )
+    # The faults stay: the drain's /interrupt may come after this reply, and a tiny workflow has no
+    # ImageBlur. Without the restart this job would wait out the 600 s grace.
+    assert_completed(worker.runsync({"workflow": tiny()}, timeout=120))
+    log = worker.log_text()
+    assert "ComfyUI refused to interrupt abandoned prompt" in log and "HTTP 500" in log
+    assert "Restarting ComfyUI: it refused to interrupt prompt" in log

@@ -302,6 +302,12 @@ class ComfyClient:
         except aiohttp.ClientError as exc:
             raise ComfyConnectionError(f"{method} {path} failed: {exc}") from exc
 
+    async def _ok(self, method: str, path: str, **kwargs: Any) -> None:
+        """A request whose answer carries nothing but its status; anything but 200 is an error."""
+        status, body = await self._request(method, path, **kwargs)
+        if status != 200:
+            raise ComfyHTTPError(method, path, status, body.decode("utf-8", "replace"))
+
     async def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         status, body = await self._request(method, path, **kwargs)
         if status != 200:
@@ -360,7 +366,7 @@ class ComfyClient:
 
     async def interrupt(self, prompt_id: str) -> None:
         """Interrupt this prompt only if it is the one running (18_interrupt_targeted)."""
-        await self._request("POST", "/interrupt", json={"prompt_id": prompt_id})
+        await self._ok("POST", "/interrupt", json={"prompt_id": prompt_id})
 
     async def queued_prompt_ids(self) -> set[str]:
         """Ids of the prompts running or waiting in ComfyUI's queue (19_queue_delete_clear)."""
@@ -375,11 +381,11 @@ class ComfyClient:
 
     async def delete_queued(self, prompt_ids: list[str]) -> None:
         """Remove prompts still waiting in the queue (19_queue_delete_clear)."""
-        await self._request("POST", "/queue", json={"delete": prompt_ids})
+        await self._ok("POST", "/queue", json={"delete": prompt_ids})
 
     async def delete_history(self, prompt_ids: list[str]) -> None:
         """Drop finished prompts from ComfyUI's history so it does not grow (21_history_and_jobs)."""
-        await self._request("POST", "/history", json={"delete": prompt_ids})
+        await self._ok("POST", "/history", json={"delete": prompt_ids})
 
     async def upload_input(self, data: bytes, name: str, subfolder: str) -> str:
         """Store a file in ComfyUI's input folder through /upload/image (05_upload_and_invert).

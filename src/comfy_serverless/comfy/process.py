@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..errors import ComfyCrashedError, ComfyUnavailableError, seconds_text
 from ..settings import Settings
-from .client import ComfyClient, ComfyConnectionError, PromptTracker
+from .client import ComfyClient, ComfyConnectionError, ComfyHTTPError, PromptTracker
 from .launch import ComfyProcess, LaunchError, describe_exit, launch
 
 log = logging.getLogger(__name__)
@@ -244,14 +244,27 @@ class ComfySupervisor:
     async def _drain(self, tracker: PromptTracker, after: Callable[[], None] | None) -> None:
         prompt_id = tracker.prompt_id
         try:
-            with contextlib.suppress(ComfyConnectionError):
+            try:
                 await self.client.delete_queued([prompt_id])
+            except ComfyHTTPError as exc:
+                log.warning("ComfyUI refused to remove abandoned prompt %s from its queue: %s", prompt_id, exc)
+            except ComfyConnectionError:
+                pass  # gone: the crash watch reports it
+            try:
                 if not tracker.running and prompt_id not in await self.client.queued_prompt_ids():
                     # Removed before it started: no message will ever end it (19_queue_delete_clear).
                     tracker.fail(ComfyCrashedError(f"prompt {prompt_id} was removed from the queue"))
                     log.info("Abandoned prompt %s removed from the queue before it ran", prompt_id)
                     return
                 await self.client.interrupt(prompt_id)
+            except ComfyHTTPError as exc:
+                # Nothing will stop it: waiting out the grace period would only hold up the next job.
+                log.error("ComfyUI refused to interrupt abandoned prompt %s: %s", prompt_id, exc)
+                if not tracker.done:
+                    await self.restart(f"it refused to interrupt prompt {prompt_id} (HTTP {exc.status})")
+                return
+            except ComfyConnectionError:
+                pass
             try:
                 await asyncio.wait_for(tracker.wait(), timeout=self.settings.comfyui_interrupt_grace)
                 log.info("Abandoned prompt %s stopped", prompt_id)

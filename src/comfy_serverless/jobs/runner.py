@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import logging
 import shutil
 import time
@@ -654,8 +653,12 @@ class JobRunner:
             task.add_done_callback(self._background.discard)
 
     async def _forget_history(self, prompt_id: str) -> None:
-        with contextlib.suppress(ComfyConnectionError):
+        try:
             await self.client.delete_history([prompt_id])
+        except ComfyHTTPError as exc:
+            log.warning("ComfyUI refused to delete prompt %s from its history: %s", prompt_id, exc)
+        except ComfyConnectionError:
+            pass  # ComfyUI is gone; its history went with it
 
     async def close(self) -> None:
         if self._background:
