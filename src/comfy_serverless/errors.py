@@ -15,6 +15,14 @@ def seconds_text(value: float) -> str:
     return f"{value:.0f}" if value == int(value) else f"{value:.3g}"
 
 
+def bytes_text(size: int) -> str:
+    """A size as people read it: 812 bytes, 40.2 kB, 104.9 MB, 2.1 GB."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if size >= scale * 0.99995:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size} bytes"
+
+
 class JobError(Exception):
     """A job failed in a way the caller should hear about."""
 
