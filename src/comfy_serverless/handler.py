@@ -14,6 +14,7 @@ from typing import Any
 from runpod.http_client import AsyncClientSession
 from runpod.serverless.modules.rp_http import send_result
 
+from .delivery.storage import StorageConfig
 from .errors import JobError
 from .logs import job_id_var
 from .worker import Worker
@@ -87,7 +88,11 @@ def make_handler(worker: Worker) -> Handler:
         job_id_var.set(job_id)
         reporter = ProgressReporter(job, worker.settings.progress_interval)
         try:
-            result = await worker.run_job(job_id, job.get("input"), reporter.offer)
+            # RunPod passes a caller's own bucket beside the input (s3Config); its secret stays in
+            # the StorageConfig, never in a log or an error.
+            s3_config = job.get("s3Config")
+            storage = StorageConfig.from_runpod(s3_config, worker.settings) if s3_config is not None else None
+            result = await worker.run_job(job_id, job.get("input"), reporter.offer, storage=storage)
         except JobError as exc:
             log.info("Job failed (%s): %s", exc.error_type, exc.message)
             failure = exc.to_dict()

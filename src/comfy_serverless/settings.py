@@ -114,9 +114,25 @@ class Settings(BaseSettings):
     allow_private_input_urls: Annotated[
         bool,
         Field(
-            description="Let `images[].image` URLs reach loopback and private networks (off: SSRF guard).",
+            description="Let input URLs reach loopback and private networks (off: the SSRF guard refuses "
+            "them in every address spelling).",
         ),
     ] = False
+    input_url_allowed_hosts: Annotated[
+        str,
+        Field(
+            description="Comma-separated host names, IP addresses and CIDR networks (e.g. "
+            "`files.internal,10.0.0.0/8`) that input URLs may reach although private; everything else "
+            "private stays refused.",
+        ),
+    ] = ""
+    input_download_timeout: Annotated[
+        float,
+        Field(gt=0, description="Seconds one input download (URL or `s3://`, redirects included) may take."),
+    ] = 120.0
+    input_download_concurrency: Annotated[
+        int, Field(ge=1, le=64, description="Input files a job downloads or decodes at the same time.")
+    ] = 4
     progress_interval: Annotated[
         float, Field(ge=0, description="Minimum seconds between two progress reports to RunPod.")
     ] = 0.5
@@ -164,6 +180,21 @@ class Settings(BaseSettings):
     s3_url_expiry: Annotated[
         int, Field(gt=0, description="Seconds the presigned download URLs stay valid.")
     ] = 7 * 24 * 3600
+    s3_public_base_url: Annotated[
+        str | None,
+        Field(
+            description="Public address of S3_BUCKET (a CDN or a public bucket), e.g. "
+            "`https://cdn.example.com`: uploads are reported as `<this>/<key>` instead of presigned URLs. "
+            "Not used for a job's own `s3Config`.",
+        ),
+    ] = None
+    output_keep_metadata: Annotated[
+        bool,
+        Field(
+            description="Keep the workflow ComfyUI embeds in images (PNG text chunks) when `output_format` "
+            "converts them; off strips it. Unconverted outputs are returned as ComfyUI wrote them.",
+        ),
+    ] = False
 
     output_archive_dir: Annotated[
         Path | None,
@@ -180,6 +211,24 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_trailing_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else value
+
+    @field_validator("input_url_allowed_hosts")
+    @classmethod
+    def _valid_hosts(cls, value: str) -> str:
+        from .media.inputs import AllowedHosts  # aiohttp: only when the list is given
+
+        if value.strip():
+            AllowedHosts(value)  # raises ValueError naming the bad entry
+        return value
+
+    @field_validator("s3_public_base_url")
+    @classmethod
+    def _http_base(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"{value!r} must start with http:// or https://")
+        return value.rstrip("/")
 
     @field_validator("log_level")
     @classmethod

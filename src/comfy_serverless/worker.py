@@ -19,6 +19,7 @@ from .comfy.client import ComfyClient
 from .comfy.launch import ComfyProcess, comfy_folders, reset_folders
 from .comfy.process import ComfySupervisor
 from .comfy.validation import ModelHint
+from .delivery.storage import StorageConfig, StoreCache
 from .jobs.runner import JobRunner, ProgressReport
 from .media.files import ComfyFiles
 from .media.inputs import InputFetcher
@@ -88,24 +89,30 @@ class Worker:
         self.supervisor = ComfySupervisor(
             settings, client, folders if not settings.attach_mode else None, prestarted=self.prestarted
         )
-        storage = None
-        if settings.s3_configured:
-            from .delivery.storage import S3Storage  # boto3 costs 0.1 s to import; only when used
-
-            storage = S3Storage(settings)
+        # boto3 reads its data files when a client is made: in a thread, while ComfyUI boots.
+        stores = StoreCache()
+        storage = StorageConfig.from_settings(settings, public_base_url=settings.s3_public_base_url)
+        if storage is not None:
+            await asyncio.to_thread(stores.get, storage)
         # Reading the template files is disk work: off the loop that will carry ComfyUI's socket.
         templates = await asyncio.to_thread(
             TemplateCatalog.load, [settings.builtin_templates_dir, settings.templates_dir]
         )
         log.info("Templates: %s", ", ".join(templates.names()) or "none")
+        files = ComfyFiles(client, folders, settings.worker_data_dir / "scratch")
+        await asyncio.to_thread(files.reset_scratch)
         self.runner = JobRunner(
             settings,
             self.supervisor,
-            ComfyFiles(client, folders),
+            files,
             fetcher=InputFetcher(
-                limit=settings.max_input_bytes, allow_private=settings.allow_private_input_urls
+                limit=settings.max_input_bytes,
+                timeout=settings.input_download_timeout,
+                allow_private=settings.allow_private_input_urls,
+                allowed_hosts=settings.input_url_allowed_hosts,
             ),
             storage=storage,
+            stores=stores,
             model_hint=self.model_hint,
             templates=templates,
         )
@@ -163,11 +170,18 @@ class Worker:
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
 
     async def run_job(
-        self, job_id: str, raw_input: Any, on_progress: ProgressReport | None = None
+        self,
+        job_id: str,
+        raw_input: Any,
+        on_progress: ProgressReport | None = None,
+        *,
+        storage: StorageConfig | None = None,
     ) -> dict[str, Any]:
-        """Run a job on the core loop from any other loop. Cancelling this await cancels the job."""
+        """Run a job on the core loop from any other loop. Cancelling this await cancels the job.
+        ``storage``: the job's own bucket and credentials for its uploads and s3:// inputs."""
         assert self.runner is not None
-        return await asyncio.wrap_future(self._submit(self.runner.run(job_id, raw_input, on_progress)))
+        job = self.runner.run(job_id, raw_input, on_progress, storage=storage)
+        return await asyncio.wrap_future(self._submit(job))
 
     def wait_ready(self, timeout: float | None = None) -> None:
         """Block until ComfyUI is ready (for tools and benchmarks); raises the boot error."""

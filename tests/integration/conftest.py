@@ -13,12 +13,15 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
+import requests
 
 from tests.support.fake_runpod import FakeRunPod
 from tests.support.reference import REFERENCE
@@ -198,3 +201,51 @@ def fake_runpod() -> Iterator[FakeRunPod]:
     server = FakeRunPod().start()
     yield server
     server.close()
+
+
+class AttachedComfyUI(NamedTuple):
+    url: str
+    folders: Path
+    #: The emulator's fault switches (None on a real ComfyUI).
+    faults: Faults | None
+
+
+@pytest.fixture
+def running_comfyui(backend: Backend, tmp_path: Path) -> Iterator[AttachedComfyUI]:
+    """A ComfyUI started by the test, not by the worker."""
+    port = free_port()
+    folders = tmp_path / "comfy"
+    argv = [
+        (backend.comfyui_python or "python3") if backend.is_real else sys.executable,
+        str(backend.comfyui_dir / "main.py"),
+        "--listen", "127.0.0.1", "--port", str(port), "--disable-auto-launch",
+        "--input-directory", str(folders / "input"),
+        "--output-directory", str(folders / "output"),
+        "--temp-directory", str(folders / "temp"),
+        "--extra-model-paths-config", str(backend.models_dir / "extra_model_paths.yaml"),
+        *backend.extra_args.split(),
+    ]  # fmt: skip
+    for kind in ("input", "output", "temp"):
+        (folders / kind).mkdir(parents=True)
+    faults = None if backend.is_real else Faults(tmp_path / "attached-faults.json")
+    env = dict(os.environ)
+    if faults is not None:
+        env["COMFY_EMULATOR_FAULTS_FILE"] = str(faults.path)
+    proc = subprocess.Popen(
+        argv, cwd=backend.comfyui_dir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            if requests.get(url + "/system_stats", timeout=2).status_code == 200:
+                break
+        except requests.ConnectionError:
+            pass
+        assert proc.poll() is None and time.monotonic() < deadline, "ComfyUI did not start"
+        time.sleep(0.2)
+    try:
+        yield AttachedComfyUI(url, folders, faults)
+    finally:
+        proc.terminate()
+        proc.wait(20)

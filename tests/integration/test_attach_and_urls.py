@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import base64
 import http.server
-import subprocess
 import threading
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-import requests
 
 from tests.support.reference import workflow
 from tests.support.worker_process import free_port
@@ -19,48 +15,8 @@ from tests.support.worker_process import free_port
 from .helpers import assert_completed, assert_failed, assert_rgb_close, decode_image, png_b64, tiny
 
 
-@pytest.fixture
-def running_comfyui(backend, tmp_path) -> Iterator[tuple[str, Path]]:
-    """A ComfyUI started by the test, not by the worker."""
-    port = free_port()
-    folders = tmp_path / "comfy"
-    python = backend.comfyui_python or "python3"
-    import sys
-
-    argv = [
-        python if backend.is_real else sys.executable,
-        str(backend.comfyui_dir / "main.py"),
-        "--listen", "127.0.0.1", "--port", str(port), "--disable-auto-launch",
-        "--input-directory", str(folders / "input"),
-        "--output-directory", str(folders / "output"),
-        "--temp-directory", str(folders / "temp"),
-        "--extra-model-paths-config", str(backend.models_dir / "extra_model_paths.yaml"),
-        *backend.extra_args.split(),
-    ]  # fmt: skip
-    for kind in ("input", "output", "temp"):
-        (folders / kind).mkdir(parents=True)
-    proc = subprocess.Popen(
-        argv, cwd=backend.comfyui_dir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while True:
-        try:
-            if requests.get(url + "/system_stats", timeout=2).status_code == 200:
-                break
-        except requests.ConnectionError:
-            pass
-        assert proc.poll() is None and time.monotonic() < deadline, "ComfyUI did not start"
-        time.sleep(0.2)
-    try:
-        yield url, folders
-    finally:
-        proc.terminate()
-        proc.wait(20)
-
-
 def test_attach_mode_with_known_folders_reads_and_cleans_them(make_worker, running_comfyui) -> None:
-    url, folders = running_comfyui
+    url, folders, _ = running_comfyui
     worker = make_worker(
         comfyui_url=url,
         comfyui_input_dir=folders / "input",
@@ -76,7 +32,7 @@ def test_attach_mode_with_known_folders_reads_and_cleans_them(make_worker, runni
 def test_attach_mode_without_folders_downloads_through_view(
     make_worker, running_comfyui, emulator_only
 ) -> None:
-    url, _ = running_comfyui
+    url, _, _ = running_comfyui
     worker = make_worker(comfyui_url=url)
     output = assert_completed(worker.runsync({"workflow": tiny()}))
     assert decode_image(output["outputs"][0]).size == (64, 64)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from .helpers import assert_completed, assert_failed, png_b64, tiny
+from .helpers import assert_completed, assert_failed, tiny
 
 INVERT = {
     "1": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 1, "color": 0}},
@@ -93,15 +93,6 @@ def test_disk_full_while_saving_is_a_clear_error_and_the_next_job_succeeds(make_
     )
     faults.clear()
     assert_completed(worker.runsync({"workflow": tiny()}))
-
-
-def test_disk_full_while_uploading_names_the_input(make_worker, faults) -> None:
-    worker = make_worker(comfy_emulator_faults_file=faults.path)
-    faults.set(disk_full=True)
-    job = {"workflow": tiny(), "images": [{"name": "up.png", "image": png_b64()}]}
-    assert_failed(worker.runsync(job), "images[0] (up.png)")
-    faults.clear()
-    assert_completed(worker.runsync(job))
 
 
 def test_failed_boot_fails_the_job_at_once_with_the_log_then_recovers(make_worker, faults) -> None:

@@ -112,8 +112,10 @@ class FakeRunPod:
             "RUNPOD_SKIP_GPU_CHECK": "true",
         }
 
-    def submit(self, job_id: str, job_input: Any) -> None:
-        self._loop.call_soon_threadsafe(self._add, self._jobs, {"id": job_id, "input": job_input})
+    def submit(self, job_id: str, job_input: Any, **beside_input: Any) -> None:
+        """Queue a job; ``beside_input`` are fields RunPod sends next to ``input`` (``s3Config``)."""
+        job = {"id": job_id, "input": job_input, **beside_input}
+        self._loop.call_soon_threadsafe(self._add, self._jobs, job)
 
     def cancel(self, job_id: str) -> None:
         self._loop.call_soon_threadsafe(self._add, self._stops, job_id)

@@ -17,10 +17,12 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import aiohttp
 
+from ..aio import in_thread
 from .events import (
     Event,
     Executed,
@@ -387,29 +389,48 @@ class ComfyClient:
         """Drop finished prompts from ComfyUI's history so it does not grow (21_history_and_jobs)."""
         await self._ok("POST", "/history", json={"delete": prompt_ids})
 
-    async def upload_input(self, data: bytes, name: str, subfolder: str) -> str:
-        """Store a file in ComfyUI's input folder through /upload/image (05_upload_and_invert).
+    async def upload_input(self, path: Path, name: str, subfolder: str) -> str:
+        """Store a local file in ComfyUI's input folder through /upload/image (05_upload_and_invert),
+        streamed from disk (aiohttp reads file bodies in a thread).
 
         Returns the path a loader node uses to refer to it (``subfolder/name``)."""
-        form = aiohttp.FormData()
-        form.add_field("image", data, filename=name, content_type="application/octet-stream")
-        form.add_field("subfolder", subfolder)
-        form.add_field("type", "input")
-        form.add_field("overwrite", "true")
-        result = await self._json("POST", "/upload/image", data=form)
+        file = await in_thread(path.open, "rb")
+        try:
+            form = aiohttp.FormData()
+            form.add_field("image", file, filename=name, content_type="application/octet-stream")
+            form.add_field("subfolder", subfolder)
+            form.add_field("type", "input")
+            form.add_field("overwrite", "true")
+            result = await self._json("POST", "/upload/image", data=form)
+        finally:
+            await in_thread(file.close)
         if not isinstance(result, dict) or "name" not in result:
             raise ComfyConnectionError("POST /upload/image returned no file name")
         stored_sub = str(result.get("subfolder") or "")
         return f"{stored_sub}/{result['name']}" if stored_sub else str(result["name"])
 
-    async def view(self, filename: str, subfolder: str, folder_type: str) -> bytes:
-        """Download an output through /view (20_view_variants)."""
-        status, body = await self._request(
-            "GET", "/view", params={"filename": filename, "subfolder": subfolder, "type": folder_type}
-        )
-        if status != 200:
-            raise ComfyHTTPError("GET", "/view", status, body.decode("utf-8", "replace"))
-        return body
+    async def download(self, filename: str, subfolder: str, folder_type: str, dest: Path) -> int:
+        """Save an output fetched through /view (20_view_variants) to ``dest``, streamed in pieces
+        written off the event loop; returns its size."""
+        params = {"filename": filename, "subfolder": subfolder, "type": folder_type}
+        try:
+            async with self.session.get(self.base_url + "/view", params=params) as response:
+                if response.status != 200:
+                    body = await response.read()
+                    raise ComfyHTTPError("GET", "/view", response.status, body.decode("utf-8", "replace"))
+                file = await in_thread(dest.open, "xb")
+                size = 0
+                try:
+                    async for chunk in response.content.iter_chunked(1 << 20):
+                        await in_thread(file.write, chunk)
+                        size += len(chunk)
+                finally:
+                    await in_thread(file.close)
+                return size
+        except TimeoutError as exc:
+            raise ComfyConnectionError(f"GET /view got no answer within {self._timeout.total:g} s") from exc
+        except aiohttp.ClientError as exc:
+            raise ComfyConnectionError(f"GET /view failed: {exc}") from exc
 
     # --- WebSocket ---------------------------------------------------------------------------------
 

@@ -247,7 +247,9 @@ class ComfySupervisor:
             try:
                 await self.client.delete_queued([prompt_id])
             except ComfyHTTPError as exc:
-                log.warning("ComfyUI refused to remove abandoned prompt %s from its queue: %s", prompt_id, exc)
+                log.warning(
+                    "ComfyUI refused to remove abandoned prompt %s from its queue: %s", prompt_id, exc
+                )
             except ComfyConnectionError:
                 pass  # gone: the crash watch reports it
             try:

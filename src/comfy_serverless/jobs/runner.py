@@ -7,15 +7,14 @@ returns the result or raises a JobError. Timeouts and cancellation stop the prom
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
-import shutil
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from ..aio import to_the_end
 from ..comfy.client import (
     ComfyClient,
     ComfyConnectionError,
@@ -27,6 +26,9 @@ from ..comfy.client import (
 )
 from ..comfy.process import ComfySupervisor
 from ..comfy.validation import ModelHint, describe_rejection
+from ..delivery.archive import archive_outputs
+from ..delivery.results import LocalOutput, convert_outputs, deliver, native_result, worker_comfyui_result
+from ..delivery.storage import S3Store, StorageConfig, StoreCache
 from ..errors import (
     ComfyUnavailableError,
     DiskFullError,
@@ -36,25 +38,22 @@ from ..errors import (
     JobError,
     JobTimeoutError,
     OutputError,
-    OutputTooLargeError,
     WorkflowValidationError,
     seconds_text,
 )
 from ..logs import job_id_var
 from ..media.files import ComfyFiles
-from ..media.inputs import InputFetcher, load_input
+from ..media.inputs import InputFetcher
 from ..media.outputs import OutputFile, OutputText, collect_outputs
-from ..settings import DeliveryMode, OutputFormat, Settings
+from ..media.staging import InputSource, StagedFile, stage_inputs
+from ..settings import OutputFormat, Settings
 from ..workflows.build import build_prompt
 from ..workflows.editor import is_editor_workflow
 from ..workflows.object_info import ObjectInfo, ObjectInfoCache
 from ..workflows.params import seeds_used
-from ..workflows.templates import TemplateCatalog
+from ..workflows.templates import MediaFile, TemplateCatalog
 from .schema import JobInput, parse_job_input
 from .workflow import PreparedWorkflow, prepare_workflow, strip_job_folder
-
-if TYPE_CHECKING:
-    from ..delivery.storage import S3Storage
 
 log = logging.getLogger(__name__)
 
@@ -77,21 +76,19 @@ class _JobState:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def _safe_name(job_id: str) -> str:
-    """A job id as a single folder name."""
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in job_id).strip(".") or "job"
-
-
-def _check_unique_names(files: list[tuple[str, str, str, str]]) -> None:
-    """Two inputs stored under one name would overwrite each other."""
-    seen: dict[str, str] = {}
-    for where, _, name, _ in files:
-        if name in seen:
-            raise InvalidInputError(
-                f"{where} is stored as {name!r}, which {seen[name]} already uses; rename one of them",
-                details={"field": where, "name": name},
-            )
-        seen[name] = where
+def _input_sources(job: JobInput, media: list[MediaFile]) -> list[InputSource]:
+    """Every file the job brings: ``images`` (worker-comfyui's list; loaders open images by content,
+    so a JPEG named .png keeps working), ``inputs`` (checked: the content must fit the name) and the
+    files of a template's media parameters (named by the worker, so not checked either)."""
+    sources = [
+        InputSource(f"images[{i}].image", im.name, im.image, check_type=False)
+        for i, im in enumerate(job.images)
+    ]
+    for i, item in enumerate(job.inputs):
+        field_name = f"inputs[{i}].url" if item.url is not None else f"inputs[{i}].data"
+        sources.append(InputSource(field_name, item.stored_name, item.url or item.data or ""))
+    sources += [InputSource(m.parameter, m.name, m.source, check_type=False) for m in media]
+    return sources
 
 
 def _ms(seconds: float) -> float:
@@ -108,7 +105,8 @@ class JobRunner:
         files: ComfyFiles,
         *,
         fetcher: InputFetcher,
-        storage: S3Storage | None = None,
+        storage: StorageConfig | None = None,
+        stores: StoreCache | None = None,
         model_hint: ModelHint | None = None,
         templates: TemplateCatalog | None = None,
     ):
@@ -117,7 +115,9 @@ class JobRunner:
         self.client: ComfyClient = supervisor.client
         self.files = files
         self.fetcher = fetcher
+        #: The worker's own storage (S3_* settings); a job's s3Config takes its place for that job.
         self.storage = storage
+        self.stores = stores or StoreCache()
         self.model_hint = model_hint
         self.templates = templates or TemplateCatalog()
         self.node_definitions = ObjectInfoCache(self.client.object_info, lambda: self.supervisor.boots)
@@ -127,9 +127,15 @@ class JobRunner:
     # --- the job -----------------------------------------------------------------------------------
 
     async def run(
-        self, job_id: str, raw_input: Any, on_progress: ProgressReport | None = None
+        self,
+        job_id: str,
+        raw_input: Any,
+        on_progress: ProgressReport | None = None,
+        *,
+        storage: StorageConfig | None = None,
     ) -> dict[str, Any]:
-        """Run one job; returns its result or raises JobError."""
+        """Run one job; returns its result or raises JobError. ``storage`` is the job's own bucket and
+        credentials, used instead of the worker's for its uploads and s3:// inputs."""
         job_id_var.set(job_id)
         started = time.monotonic()
         job = parse_job_input(raw_input)
@@ -138,7 +144,7 @@ class JobRunner:
         report = on_progress or (lambda _: None)
         try:
             async with asyncio.timeout(timeout):
-                result = await self._run(job_id, job, state, report)
+                result = await self._run(job_id, job, state, report, storage)
         except TimeoutError:
             self._abandon(state)
             raise JobTimeoutError(
@@ -162,7 +168,8 @@ class JobRunner:
             ) from exc
         finally:
             if not state.abandoned:
-                self._clean_up(state)
+                # Shielded: a cancelled job still leaves nothing behind before its cancel goes on.
+                await to_the_end(self._clean_up(state))
         state.timings["total_ms"] = _ms(time.monotonic() - started)
         result["timings"] = {**state.timings, **result.get("timings", {})}
         log.info("Job done in %.1f ms with %d output(s)", state.timings["total_ms"], len(state.files))
@@ -179,7 +186,12 @@ class JobRunner:
         return timeout
 
     async def _run(
-        self, job_id: str, job: JobInput, state: _JobState, report: ProgressReport
+        self,
+        job_id: str,
+        job: JobInput,
+        state: _JobState,
+        report: ProgressReport,
+        storage: StorageConfig | None,
     ) -> dict[str, Any]:
         state.timings["comfyui_wait_ms"] = 0.0
         if job.template is not None or (job.workflow is not None and is_editor_workflow(job.workflow)):
@@ -196,31 +208,36 @@ class JobRunner:
             known_inputs=self._known_inputs,
         )
         state.template = built.template
-        state.stage = "loading inputs"
-        t_load = time.monotonic()
-        # (where, the field that holds the data, stored name, data or URL)
-        files = [(f"images[{i}]", f"images[{i}].image", im.name, im.image) for i, im in enumerate(job.images)]
-        files += [(m.parameter, m.parameter, m.name, m.source) for m in built.media]
-        _check_unique_names(files)
-        blobs = await asyncio.gather(
-            *(load_input(source, field, self.fetcher) for _, field, _, source in files)
-        )
-        stored = {name: f"{state.job_folder}/{name}" for _, _, name, _ in files}
+        sources = _input_sources(job, built.media)
+        store = await self._store(storage)
+        stored = {source.name: f"{state.job_folder}/{source.name}" for source in sources}
         state.prepared = prepare_workflow(built.prompt, job_folder=state.job_folder, uploaded=stored)
         state.seeds = seeds_used(built.prompt)
-        loading = time.monotonic() - t_load
+
+        # Inputs download while ComfyUI may still be booting: straight into its input folder when that
+        # is on this machine, else into the job's scratch folder, uploaded once ComfyUI answers.
+        state.stage = "loading inputs"
+        t_inputs = time.monotonic()
+        here = self.files.input_folder
+        staged = await stage_inputs(
+            sources,
+            (here / state.job_folder)
+            if here is not None
+            else self.files.job_scratch(state.job_folder) / "inputs",
+            fetcher=self.fetcher,
+            s3=store,
+            concurrency=self.settings.input_download_concurrency,
+        )
+        loading = time.monotonic() - t_inputs
 
         await self._wait_for_comfyui(state, report)
 
-        state.stage = "uploading inputs"
-        t_upload = time.monotonic()
-        await asyncio.gather(
-            *(
-                self._upload(where, name, blob, state.job_folder)
-                for (where, _, name, _), blob in zip(files, blobs, strict=True)
-            )
-        )
-        state.timings["upload_ms"] = _ms(time.monotonic() - t_upload + loading)
+        if here is None and staged:
+            state.stage = "uploading inputs"
+            t_upload = time.monotonic()
+            await asyncio.gather(*(self._upload(file, state.job_folder) for file in staged))
+            loading += time.monotonic() - t_upload
+        state.timings["upload_ms"] = _ms(loading)
 
         outcome, queued_at, warnings = await self._execute(job, state, report)
         state.timings["queue_wait_ms"] = _ms((outcome.started_at or outcome.finished_at) - queued_at)
@@ -231,7 +248,7 @@ class JobRunner:
         ui_outputs = outcome.outputs if outcome.from_history else await self._history_outputs(state)
         files_out, texts = collect_outputs(ui_outputs)
         state.files = files_out
-        result = await self._deliver(job_id, job, state, files_out, texts, warnings)
+        result = await self._deliver(job_id, job, state, files_out, texts, warnings, store)
         state.timings["output_encoding_ms"] = _ms(time.monotonic() - t_out)
         return result
 
@@ -268,27 +285,24 @@ class JobRunner:
                     self._known_input_names[class_type] = set(inputs)
         return {c: self._known_input_names[c] for c in classes if c in self._known_input_names}
 
-    async def _upload(self, field_name: str, name: str, data: bytes, job_folder: str) -> None:
+    async def _upload(self, file: StagedFile, job_folder: str) -> None:
+        """Hand a staged input to an attached ComfyUI whose input folder is not on this machine."""
+        where, name = file.source.field, file.source.name
+        folder, _, base = f"{job_folder}/{name}".rpartition("/")
         try:
-            stored = await self.client.upload_input(data, name, job_folder)
+            stored = await self.client.upload_input(file.path, base, folder)
         except ComfyHTTPError as exc:
-            free = self.files.free_bytes("input")
-            if exc.status >= 500 and free is not None and free < len(data) + 16 * 1024 * 1024:
-                raise DiskFullError(
-                    f"{field_name} ({name}) could not be stored: ComfyUI's input disk is full "
-                    f"({free / 1e6:.0f} MB free)",
-                    details={"field": field_name, "free_bytes": free},
-                ) from exc
             raise InputStagingError(
-                f"ComfyUI refused {field_name} ({name}): HTTP {exc.status}",
-                details={"field": field_name, "status": exc.status},
+                f"ComfyUI refused {where} ({name}): HTTP {exc.status}"
+                + (" (its disk may be full)" if exc.status >= 500 else ""),
+                details={"field": where, "status": exc.status},
             ) from exc
         except ComfyConnectionError as exc:
-            raise self._unavailable(f"uploading {field_name} ({name})", exc) from exc
+            raise self._unavailable(f"uploading {where} ({name})", exc) from exc
         if stored != f"{job_folder}/{name}":
             raise InputStagingError(
-                f"ComfyUI stored {field_name} as {stored!r} instead of {job_folder}/{name}",
-                details={"field": field_name},
+                f"ComfyUI stored {where} as {stored!r} instead of {job_folder}/{name}",
+                details={"field": where},
             )
 
     async def _execute(
@@ -315,13 +329,23 @@ class JobRunner:
             self.client.forget(prompt_id)
             state.tracker = None
             await self._fill_long_choice_lists(answer.node_errors, prepared)
-            raise describe_rejection(
-                answer.error, answer.node_errors, prepared.prompt, model_hint=self.model_hint
+            # Model hints walk the model folders: in a thread, off the loop.
+            raise await asyncio.to_thread(
+                describe_rejection,
+                answer.error,
+                answer.node_errors,
+                prepared.prompt,
+                model_hint=self.model_hint,
             )
         warnings: list[str] = []
         if answer.node_errors:
-            rejection = describe_rejection(
-                {}, answer.node_errors, prepared.prompt, model_hint=self.model_hint, partial=True
+            rejection = await asyncio.to_thread(
+                describe_rejection,
+                {},
+                answer.node_errors,
+                prepared.prompt,
+                model_hint=self.model_hint,
+                partial=True,
             )
             if not job.allow_partial:
                 raise WorkflowValidationError(
@@ -340,7 +364,7 @@ class JobRunner:
             if tracker.done:
                 self.client.forget(prompt_id)
         if outcome.status == "error":
-            raise self._execution_error(outcome, prepared)
+            raise await self._execution_error(outcome, prepared)
         if outcome.status == "interrupted":
             node = outcome.interrupted.node_id if outcome.interrupted else None
             raise ExecutionError(
@@ -400,7 +424,7 @@ class JobRunner:
 
         return forward
 
-    def _execution_error(self, outcome: PromptOutcome, prepared: PreparedWorkflow) -> JobError:
+    async def _execution_error(self, outcome: PromptOutcome, prepared: PreparedWorkflow) -> JobError:
         failure = outcome.failure
         if failure is None:
             return ExecutionError("ComfyUI reported the workflow as failed without saying why")
@@ -413,12 +437,12 @@ class JobRunner:
             "traceback": "".join(failure.traceback),
         }
         message = failure.exception_message.strip()
-        hint = self._missing_file_hint(failure.node_id, node_type, message, prepared)
+        hint = await asyncio.to_thread(self._missing_file_hint, failure.node_id, node_type, message, prepared)
         if hint:
             details["hint"] = hint
             message = f"{message.rstrip('.')}. {hint}"
         if any(marker in message for marker in _DISK_FULL_MARKERS):
-            free = self.files.free_bytes("output")
+            free = await self.files.free_bytes("output")
             if free is not None:
                 details["free_bytes"] = free
             return DiskFullError(
@@ -462,6 +486,7 @@ class JobRunner:
         files: list[OutputFile],
         texts: list[OutputText],
         warnings: list[str],
+        store: S3Store | None,
     ) -> dict[str, Any]:
         state.stage = "delivering outputs"
         wanted = [
@@ -469,141 +494,57 @@ class JobRunner:
             for f in files
             if f.folder_type == "output" or (job.include_temp_outputs and f.folder_type == "temp")
         ]
-        sizes = {id(f): self.files.size_of(f) for f in wanted}
-        missing = [f for f in wanted if sizes[id(f)] is None and self.files.path_of(f) is not None]
-        for f in missing:
-            warnings.append(f"node {f.node_id} reported {f.filename}, but the file is not on disk")
-        wanted = [f for f in wanted if f not in missing]
-        mode = self._delivery_mode(wanted, sizes)
-        items: list[dict[str, Any]] = []
-        for f in wanted:
-            item: dict[str, Any] = {
-                "node_id": f.node_id,
-                "type": f.kind,
-                "filename": f.filename,
-                "subfolder": strip_job_folder(f.subfolder, state.job_folder),
-                "mime": f.mime,
-            }
-            if f.animated:
-                item["animated"] = True
-            if f.folder_type == "temp":
-                item["temp"] = True
-            if mode == "s3":
-                assert self.storage is not None
-                path = self.files.path_of(f)
-                key = self.storage.key_for(job_id, f"{f.node_id}-{f.filename}")
-                data = None if path is not None else await self.files.read(f)
-                item["url"] = await self.storage.put(
-                    key, f.mime, label=f"output {f.filename} of node {f.node_id}", path=path, data=data
-                )
-                item["size_bytes"] = sizes[id(f)] if path is not None else len(data or b"")
-            else:
-                try:
-                    data = await self.files.read(f)
-                except (OSError, ComfyConnectionError) as exc:
-                    raise OutputError(
-                        f"output {f.filename} of node {f.node_id} could not be read: {exc}",
-                        details={"node_id": f.node_id, "filename": f.filename},
-                    ) from exc
-                item["size_bytes"] = len(data)
-                item["data"] = base64.b64encode(data).decode("ascii")
-            items.append(item)
-        self._check_inline_size(items)
-        if self.settings.output_archive_dir is not None:
-            await self._archive(job_id, state, wanted, texts)
-        for t in texts:
-            items.append(
-                {
-                    "node_id": t.node_id,
-                    "type": "text",
-                    "filename": None,
-                    "mime": "text/plain",
-                    "text": t.text,
-                    "data": base64.b64encode(t.text.encode("utf-8")).decode("ascii"),
-                }
-            )
-        assert state.tracker is not None
-        if self.settings.output_format is OutputFormat.WORKER_COMFYUI:
-            shaped = self._worker_comfyui_shape(items, warnings)
-            if state.seeds:
-                shaped["seeds"] = state.seeds
-            return shaped
-        result: dict[str, Any] = {"status": "success", "prompt_id": state.tracker.prompt_id, "outputs": items}
-        if state.seeds:
-            result["seeds"] = state.seeds
-        if warnings:
-            result["warnings"] = warnings
-        return result
-
-    async def _archive(
-        self, job_id: str, state: _JobState, files: list[OutputFile], texts: list[OutputText]
-    ) -> None:
-        """Copy the delivered outputs to OUTPUT_ARCHIVE_DIR/<job id>/ (opt-in, for local runs)."""
-        assert self.settings.output_archive_dir is not None
-        root = self.settings.output_archive_dir / _safe_name(job_id)
         try:
-            for f in files:
-                target = root / strip_job_folder(f.subfolder, state.job_folder) / f.filename
-                source = self.files.path_of(f)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                if source is not None:
-                    await asyncio.to_thread(shutil.copyfile, source, target)
-                else:
-                    target.write_bytes(await self.files.read(f))
-            for index, t in enumerate(texts):
-                root.mkdir(parents=True, exist_ok=True)
-                (root / f"text_{t.node_id}_{index}.txt").write_text(t.text, encoding="utf-8")
-        except OSError as exc:
+            local, missing = await self.files.localize(wanted, state.job_folder)
+        except ComfyHTTPError as exc:
             raise OutputError(
-                f"outputs could not be copied to OUTPUT_ARCHIVE_DIR {self.settings.output_archive_dir}: {exc}",
-                details={"output_archive_dir": str(self.settings.output_archive_dir)},
+                f"ComfyUI would not hand over an output through /view: HTTP {exc.status}",
+                details={"status": exc.status},
             ) from exc
-
-    def _delivery_mode(self, files: list[OutputFile], sizes: dict[int, int | None]) -> str:
-        setting = self.settings.delivery
-        if setting is DeliveryMode.S3:
-            if self.storage is None:
-                raise OutputError("DELIVERY=s3 but S3_BUCKET is not set; outputs cannot be uploaded")
-            return "s3"
-        if setting is DeliveryMode.AUTO and self.storage is not None:
-            inline = sum(4 * ((sizes[id(f)] or 0) + 2) // 3 for f in files)
-            if inline > self.settings.max_inline_bytes:
-                return "s3"
-        return "inline"
-
-    def _check_inline_size(self, items: list[dict[str, Any]]) -> None:
-        inline = sum(len(item.get("data", "")) for item in items)
-        if inline <= self.settings.max_inline_bytes:
-            return
-        biggest = sorted(items, key=lambda i: len(i.get("data", "")), reverse=True)[:3]
-        listed = ", ".join(f"{i['filename']} ({len(i['data']) / 1e6:.1f} MB)" for i in biggest)
-        raise OutputTooLargeError(
-            f"The outputs are {inline / 1e6:.1f} MB as base64, more than the {self.settings.max_inline_bytes / 1e6:.1f} MB "
-            f"a RunPod result can carry (largest: {listed}); set S3_BUCKET (and DELIVERY=auto or s3) to receive URLs",
-            details={"inline_bytes": inline, "limit": self.settings.max_inline_bytes},
+        except ComfyConnectionError as exc:
+            raise self._unavailable("handing over the outputs", exc) from exc
+        warnings.extend(
+            f"node {f.node_id} reported {f.filename}, but the file is not on disk" for f in missing
         )
-
-    @staticmethod
-    def _worker_comfyui_shape(items: list[dict[str, Any]], warnings: list[str]) -> dict[str, Any]:
-        """worker-comfyui's result: {"images": [{filename, type: base64|s3_url, data}], "errors"?}."""
-        images = [
-            {
-                "filename": item["filename"],
-                "type": "s3_url" if "url" in item else "base64",
-                "data": item.get("url") or item["data"],
-            }
-            for item in items
-            if item["type"] != "text"
+        outputs = [
+            LocalOutput(f.output, f.path, f.size, strip_job_folder(f.output.subfolder, state.job_folder))
+            for f in local
         ]
-        result: dict[str, Any] = {"images": images}
-        texts = [item["text"] for item in items if item["type"] == "text"]
-        if texts:
-            result["texts"] = texts
-        if warnings:
-            result["errors"] = warnings
-        if not images:
-            result["status"] = "success_no_images"
-        return result
+        if job.output_format is not None:
+            outputs = await convert_outputs(
+                outputs,
+                job.output_format.format,
+                job.output_format.quality,
+                keep_metadata=self.settings.output_keep_metadata,
+                dest_dir=self.files.job_scratch(state.job_folder) / "converted",
+            )
+        items = await deliver(
+            outputs,
+            texts,
+            mode=job.delivery or self.settings.delivery.value,
+            store=store,
+            job_id=job_id,
+            limit=self.settings.max_inline_bytes,
+        )
+        if self.settings.output_archive_dir is not None:
+            await archive_outputs(self.settings.output_archive_dir, job_id, outputs, texts)
+        assert state.tracker is not None
+        seeds = state.seeds or None
+        if self.settings.output_format is OutputFormat.WORKER_COMFYUI:
+            return worker_comfyui_result(items, seeds=seeds, warnings=warnings)
+        return native_result(state.tracker.prompt_id, items, seeds=seeds, warnings=warnings)
+
+    async def _store(self, storage: StorageConfig | None) -> S3Store | None:
+        """The store a job's uploads and s3:// inputs use: its own s3Config, else the worker's S3
+        settings, else none. Clients are made (in a thread: boto3 reads files) once per credential set."""
+        config = storage or self.storage
+        if config is None:
+            return None
+        if config.origin == "job" and config.endpoint_url is not None:
+            # A job's endpoint is an address the worker connects to on the caller's word: the same
+            # rules as URL inputs (public, or allowed by INPUT_URL_ALLOWED_HOSTS).
+            await self.fetcher.check_endpoint(config.endpoint_url, "s3Config.endpointUrl")
+        return await asyncio.to_thread(self.stores.get, config)
 
     # --- failure paths -----------------------------------------------------------------------------
 
@@ -642,15 +583,19 @@ class JobRunner:
                 self.client.forget(tracker.prompt_id)
             return
         state.abandoned = True
-        self.supervisor.abandon(tracker, after=lambda: self._clean_up(state))
+        self.supervisor.abandon(tracker, after=lambda: self._in_background(self._clean_up(state)))
 
-    def _clean_up(self, state: _JobState) -> None:
-        """Remove the job's inputs and outputs from disk and its entry from ComfyUI's history."""
-        self.files.remove(state.job_folder, state.files)
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _clean_up(self, state: _JobState) -> None:
+        """Remove the job's inputs, outputs and scratch files from disk, and its entry from ComfyUI's
+        history (in the background: the result need not wait for it)."""
+        await self.files.remove(state.job_folder, state.files)
         if state.tracker is not None:
-            task = asyncio.get_running_loop().create_task(self._forget_history(state.tracker.prompt_id))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+            self._in_background(self._forget_history(state.tracker.prompt_id))
 
     async def _forget_history(self, prompt_id: str) -> None:
         try:

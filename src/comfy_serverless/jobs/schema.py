@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AliasChoices,
@@ -67,6 +67,86 @@ _WORKFLOW_HELP = (
 )
 
 
+def _plain_name(value: str) -> str:
+    if _UNSAFE_NAME.search(value) or value in {".", ".."} or value.strip() != value:
+        raise ValueError(
+            "must be a plain file name without folders, control characters or surrounding spaces"
+        )
+    return value
+
+
+class InputFile(BaseModel):
+    """Any file a loader node reads from ComfyUI's input folder: image, mask, video, audio, 3D, text."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=255,
+            description="File name the loader node uses, e.g. `clip.mp4`; its extension must fit the content.",
+        ),
+    ]
+    data: Annotated[str | None, Field(min_length=1, description="The file as base64 or a `data:` URI.")] = (
+        None
+    )
+    url: Annotated[
+        str | None,
+        Field(
+            min_length=1,
+            description="Where to fetch it: an http(s) URL (public addresses only unless allowed) or "
+            "`s3://bucket/key`, read with the job's or the worker's storage credentials.",
+        ),
+    ] = None
+    subfolder: Annotated[
+        str,
+        Field(
+            max_length=255,
+            description="A folder below the job's input folder, e.g. `masks` (the loader then names "
+            "`masks/<name>`).",
+        ),
+    ] = ""
+
+    @field_validator("name")
+    @classmethod
+    def _plain_file_name(cls, value: str) -> str:
+        return _plain_name(value)
+
+    @field_validator("subfolder")
+    @classmethod
+    def _relative_folder(cls, value: str) -> str:
+        parts = value.replace("\\", "/").split("/") if value else []
+        if any(not part or _UNSAFE_NAME.search(part) or part in {".", ".."} for part in parts):
+            raise ValueError(
+                "must be a relative folder such as `masks` or `a/b`, without `..` or empty parts"
+            )
+        return "/".join(parts)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> InputFile:
+        if (self.data is None) == (self.url is None):
+            raise ValueError("give exactly one of `data` (base64 or a data: URI) and `url`")
+        return self
+
+    @property
+    def stored_name(self) -> str:
+        return f"{self.subfolder}/{self.name}" if self.subfolder else self.name
+
+
+class ImageFormat(BaseModel):
+    """Still images converted before delivery."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format: Annotated[
+        Literal["webp", "jpeg", "png"], Field(description="The format outputs are converted to.")
+    ]
+    quality: Annotated[
+        int, Field(ge=1, le=100, description="Encoder quality for WEBP and JPEG (PNG is lossless).")
+    ] = 90
+
+
 class JobInput(BaseModel):
     """What a job asks the worker to do."""
 
@@ -106,6 +186,21 @@ class JobInput(BaseModel):
         list[InputImage],
         Field(description="Files uploaded to ComfyUI's input folder before the workflow is queued."),
     ] = []
+    inputs: Annotated[
+        list[InputFile],
+        Field(
+            description="Any files loader nodes read (images, masks, video, audio, 3D, text), from "
+            "base64, a data: URI, an http(s) URL or s3://; stored in the job's input folder."
+        ),
+    ] = []
+    delivery: Annotated[
+        Literal["inline", "s3", "auto"] | None,
+        Field(description="How this job's outputs come back; overrides the DELIVERY setting."),
+    ] = None
+    output_format: Annotated[
+        ImageFormat | None,
+        Field(description="Convert still image outputs to WEBP, JPEG or PNG before delivery."),
+    ] = None
     timeout: Annotated[
         float | None,
         Field(gt=0, description="Seconds for the whole job. Default and maximum are worker settings."),
@@ -158,13 +253,13 @@ class JobInput(BaseModel):
 
     @model_validator(mode="after")
     def _unique_image_names(self) -> JobInput:
-        seen: dict[str, int] = {}
-        for index, image in enumerate(self.images):
-            if image.name in seen:
-                raise ValueError(
-                    f"images[{index}].name {image.name!r} repeats images[{seen[image.name]}].name"
-                )
-            seen[image.name] = index
+        seen: dict[str, str] = {}
+        stored = [(f"images[{i}].name", image.name) for i, image in enumerate(self.images)]
+        stored += [(f"inputs[{i}].name", item.stored_name) for i, item in enumerate(self.inputs)]
+        for where, name in stored:
+            if name in seen:
+                raise ValueError(f"{where} {name!r} repeats {seen[name]}")
+            seen[name] = where
         return self
 
 

@@ -75,7 +75,8 @@ def _field_for(name: str, parameter: Parameter) -> tuple[Any, Any]:
         description = (description or "Seed") + ' (a number, or "random" for a fresh one each job)'
     else:
         annotation = Annotated[str, Field(min_length=1)]
-        description = (description or parameter.type) + ": base64, a data: URI or an http(s) URL"
+        given_as = "base64, a data: URI, an http(s) URL or s3://bucket/key"
+        description = f"{description} ({given_as})" if description else f"{parameter.type}: {given_as}"
     if parameter.required:
         return annotation, Field(..., description=description)
     if parameter.default is not None:
@@ -90,7 +91,7 @@ def _media_name(parameter: str, kind: str, source: str) -> str:
     if source.startswith("data:"):
         mime = source[5:].split(";", 1)[0].split(",", 1)[0].strip().lower()
         extension = mimetypes.guess_extension(mime) or ""
-    elif source.startswith(("http://", "https://")):
+    elif source.startswith(("http://", "https://", "s3://")):
         suffix = PurePosixPath(urlparse(source).path).suffix.lower()
         if 1 < len(suffix) <= 6 and suffix[1:].isalnum():
             extension = suffix

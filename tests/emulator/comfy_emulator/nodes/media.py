@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import struct
+import wave
 from typing import Any
 
 from ..values import Audio, Video
@@ -325,9 +326,15 @@ async def preview_audio(ctx: NodeContext, inputs: dict[str, Any]) -> NodeResult:
 
 @node("LoadAudio")
 async def load_audio(ctx: NodeContext, inputs: dict[str, Any]) -> NodeResult:
+    """A WAV file's real rate, channels and length (ComfyUI decodes any format with PyAV and keeps the
+    file's rate); other formats get a rough length from their size."""
     path = ctx.folders.get_annotated_filepath(str(inputs["audio"]))
-    size = file_size(path)
-    return NodeResult((Audio(44100, 2, max(44100, size // 4)),))
+    try:
+        with wave.open(path, "rb") as wav:
+            return NodeResult((Audio(wav.getframerate(), wav.getnchannels(), wav.getnframes()),))
+    except (wave.Error, EOFError):
+        size = file_size(path)
+        return NodeResult((Audio(44100, 2, max(44100, size // 4)),))
 
 
 @node("LoadVideo")
