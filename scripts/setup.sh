@@ -11,6 +11,19 @@ fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e ".[test]"
 
+# The client's job-store tests run against a real Redis server (Debian's redis-server).
+if ! command -v redis-server >/dev/null 2>&1; then
+    if command -v apt-get >/dev/null 2>&1; then
+        as_root=""
+        [[ "$(id -u)" -ne 0 ]] && command -v sudo >/dev/null 2>&1 && as_root="sudo"
+        if ! { $as_root apt-get update -qq && $as_root apt-get install -y -qq --no-install-recommends redis-server >/dev/null; }; then
+            echo "could not install redis-server: the Redis job-store tests will be skipped" >&2
+        fi
+    else
+        echo "redis-server is missing and apt-get is not available: the Redis job-store tests will be skipped" >&2
+    fi
+fi
+
 if [[ -z "${COMFYUI_DIR:-}" ]]; then
     eval "$(bash .ci/install_comfyui.sh | grep '^COMFYUI_')"
 fi
