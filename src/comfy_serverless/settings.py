@@ -78,6 +78,13 @@ class Settings(BaseSettings):
     comfyui_request_timeout: Annotated[
         float, Field(gt=0, description="Seconds one HTTP request to ComfyUI may take.")
     ] = 60.0
+    comfyui_enable_assets: Annotated[
+        bool,
+        Field(
+            description="Keep newer ComfyUI's assets system (its database, folder scans and /api/assets). "
+            "Off: the worker passes --disable-assets to versions that know the flag.",
+        ),
+    ] = False
     comfyui_extra_model_paths: Annotated[
         Path | None,
         Field(description="extra_model_paths.yaml handed to ComfyUI with --extra-model-paths-config."),

@@ -8,6 +8,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from comfy_emulator.control import (
+    PROFILE_ROOTS,
     EmulatorBootError,
     EmulatorProcess,
     Faults,
@@ -15,4 +16,4 @@ from comfy_emulator.control import (
     start_emulator,
 )
 
-__all__ = ["EmulatorBootError", "EmulatorProcess", "Faults", "free_port", "start_emulator"]
+__all__ = ["PROFILE_ROOTS", "EmulatorBootError", "EmulatorProcess", "Faults", "free_port", "start_emulator"]

@@ -42,6 +42,32 @@ async def client(shared_emulator: EmulatorProcess) -> AsyncIterator[Client]:
     assert shared_emulator.returncode() is None, (shared_emulator.returncode(), shared_emulator.log_tail())
 
 
+@pytest.fixture(scope="session")
+def shared_emulator_038(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorProcess]:
+    """One emulator of the "0.38" profile (ComfyUI 0.38.1, assets system on) for the HTTP/WS tests."""
+    root = tmp_path_factory.mktemp("shared-emulator-038")
+    emu = start_emulator(root, faults={"time_scale": SHARED_TIME_SCALE}, wait=False, profile="0.38")
+    _prepare_models(emu)
+    emu.wait_ready()
+    yield emu
+    emu.stop()
+
+
+@pytest.fixture
+async def client038(shared_emulator_038: EmulatorProcess) -> AsyncIterator[Client]:
+    """Like ``client``, bound to the shared "0.38" emulator."""
+    shared_emulator_038.faults.write({"time_scale": SHARED_TIME_SCALE})
+    async with aiohttp.ClientSession() as session:
+        c = Client(shared_emulator_038, session)
+        await c.clear_cache()
+        yield c
+        await c.close()
+    assert shared_emulator_038.returncode() is None, (
+        shared_emulator_038.returncode(),
+        shared_emulator_038.log_tail(),
+    )
+
+
 @pytest.fixture
 def make_emulator(tmp_path: Path) -> Iterator[Callable[..., EmulatorProcess]]:
     """Start private emulators (for boot/crash faults and command-line tests); all stopped at the end."""

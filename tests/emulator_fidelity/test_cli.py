@@ -90,16 +90,40 @@ def test_minimal_yaml_parser_matches_pyyaml() -> None:
     assert parse_simple_yaml(text) == yaml.safe_load(text)
 
 
-def test_unknown_flags_are_accepted_and_logs_look_like_comfyui(
+def test_comfyui_flags_are_accepted_and_logs_look_like_comfyui(
     make_emulator: Callable[..., EmulatorProcess],
 ) -> None:
     emu = make_emulator(
-        extra_args=["--cpu", "--highvram", "--some-future-flag", "value", "--preview-method", "auto"]
+        extra_args=["--cpu", "--fast", "--disable-smart-memory", "--preview-method", "auto", "--cache-ram"]
     )
     log = emu.log_text()
     assert "Starting server" in log
     assert f"To see the GUI go to: http://127.0.0.1:{emu.port}" in log
     assert "ComfyUI version: 0.8.0" in log
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--some-future-flag", "value"], "error: unrecognized arguments: --some-future-flag value"),
+        (["--cpu", "--highvram"], "error: argument --highvram: not allowed with argument --cpu"),
+        (["--verbose", "DETAIL"], "error: argument --verbose: invalid choice: 'DETAIL'"),
+        (["--user-directory", "/no/such/dir"], "The path '/no/such/dir' does not exist."),
+    ],
+)
+def test_flags_comfyui_refuses_end_the_process_like_argparse(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    """ComfyUI's parser.parse_args(): anything 0.8.0's cli_args.py does not accept exits 2 on stderr."""
+    proc = subprocess.run(
+        [sys.executable, str(MAIN), "--base-directory", str(tmp_path), *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("usage: main.py ")
+    assert message in proc.stderr
 
 
 async def test_temp_directory_is_wiped_at_boot(

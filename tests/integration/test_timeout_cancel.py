@@ -79,8 +79,10 @@ def test_runpod_cancel_stops_the_prompt_and_the_worker_takes_the_next_job(
 def test_a_refused_interrupt_restarts_comfyui_at_once(make_worker, faults) -> None:
     """ComfyUI answering /interrupt with an error cannot stop the prompt; waiting out a 10-minute
     COMFYUI_INTERRUPT_GRACE would hold up the next job, so ComfyUI is restarted straight away."""
-    faults.set(hang_on_class="ImageBlur", route_status={"/interrupt": 500})
     worker = make_worker(comfy_emulator_faults_file=faults.path, comfyui_interrupt_grace=600)
+    assert_completed(worker.runsync({"workflow": tiny()}))  # booted: the routes it offers are known
+    # Refused on both ways to stop a prompt: /api/jobs/{id}/cancel (newer) and /interrupt (0.8.0).
+    faults.set(hang_on_class="ImageBlur", route_status={"/interrupt": 500, "/api/jobs": 500})
     assert_failed(
         worker.runsync({"workflow": workflow("long_chain"), "timeout": 2}), "Job timed out after 2 s"
     )
@@ -88,5 +90,5 @@ def test_a_refused_interrupt_restarts_comfyui_at_once(make_worker, faults) -> No
     # ImageBlur. Without the restart this job would wait out the 600 s grace.
     assert_completed(worker.runsync({"workflow": tiny()}, timeout=120))
     log = worker.log_text()
-    assert "ComfyUI refused to interrupt abandoned prompt" in log and "HTTP 500" in log
-    assert "Restarting ComfyUI: it refused to interrupt prompt" in log
+    assert "ComfyUI refused to stop abandoned prompt" in log and "HTTP 500" in log
+    assert "Restarting ComfyUI: it refused to stop prompt" in log

@@ -121,7 +121,7 @@ def test_base_images_and_versions_are_pinned() -> None:
         for word, rest in instructions(SLIM) + instructions(FULL)
         if word == "ARG" and "=" in rest
     )
-    assert args["COMFYUI_VERSION"] == "0.8.0"
+    assert args["COMFYUI_VERSION"] == "0.38.1"
     assert re.fullmatch(r"\d+\.\d+\.\d+", args["COMFY_CLI_VERSION"])
     assert re.fullmatch(r"\d+\.\d+(\.\d+)?", args["COMFYUI_MANAGER_VERSION"])
     assert re.fullmatch(r"\d+\.\d+\.\d+", args["CUDA_VERSION"]) and args["CUDA_VERSION"].startswith("12.8")
@@ -160,7 +160,7 @@ def test_slim_layers_follow_the_rules() -> None:
             "download.pytorch.org",
             "comfy --workspace",
             "install-nodes",
-            "requirements.txt",
+            "/opt/worker/requirements.txt",
         )
     ]
     assert order == sorted(order)
@@ -252,3 +252,18 @@ def test_no_secret_in_ci_or_compose_files() -> None:
             path
         )
         assert not re.search(r"dckr_pat_|hf_[A-Za-z0-9]{20,}", text), path
+
+
+def test_comfyui_gets_exactly_its_releases_requirements() -> None:
+    """A list of ours (0.8.0's frontend pin, torchaudio) would break newer releases: they pin another
+    frontend and dropped torchaudio."""
+    constraints = (REPO / "docker" / "constraints.txt").read_text().splitlines()
+    assert [line for line in constraints if line.strip() and not line.startswith("#")] == []
+    runs = [rest for word, rest in instructions(SLIM) if word == "RUN"]
+    torch_step = next(r for r in runs if "download.pytorch.org" in r and "comfy --workspace" not in r)
+    assert "torchaudio" not in torch_step
+    comfy_step = next(r for r in runs if "comfy --workspace" in r)
+    assert "--skip-requirement" in comfy_step
+    assert "pip install -r /comfyui/requirements.txt" in comfy_step
+    assert "grep -qiE '^torchaudio" in comfy_step  # only when the release lists it
+    assert ">> /etc/comfy-serverless/constraints.txt" in comfy_step  # its own pins constrain later installs

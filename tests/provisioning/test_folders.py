@@ -1,4 +1,4 @@
-"""The folder table and extra_model_paths.yaml against what ComfyUI 0.8.0 reports."""
+"""The folder table and extra_model_paths.yaml against what ComfyUI 0.8.0 reports, plus newer folders."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from comfy_serverless.provisioning import (
     COMFYUI_FOLDERS,
     LOADER_INPUTS,
     MODEL_FOLDERS,
+    NEWER_COMFYUI_FOLDERS,
     ModelSearchPaths,
     folder_for_input,
     render_extra_model_paths,
@@ -92,6 +93,7 @@ def test_shipped_yaml_is_the_rendered_one() -> None:
 @needs_reference
 def test_shipped_yaml_covers_every_model_folder_in_both_layouts(meta_transcript: dict[str, Any]) -> None:
     known = set(transcript_response(meta_transcript, "/models")) - {"custom_nodes"}
+    known |= set(NEWER_COMFYUI_FOLDERS)
     added = load_like_comfyui(SHIPPED_YAML.read_text())
     assert set(added) == known
     for required in ("diffusion_models", "text_encoders", "latent_upscale_models", "audio_encoders"):

@@ -61,5 +61,72 @@ def test_custom_node_keys_such_as_vhs_gifs_and_unknown_file_lists() -> None:
     assert [(f.node_id, f.kind, f.mime) for f in files] == [
         ("12", "video", "video/mp4"),
         ("13", "video", "image/gif"),
-        ("14", "file", "model/gltf-binary"),
+        ("14", "3d", "model/gltf-binary"),
+    ]
+
+
+def test_newer_entries_keep_their_metadata_and_ignore_asset_ids() -> None:
+    """Newer ComfyUI adds `metadata` to every file entry and `id`/`preview_id` with assets on
+    (execution.py@04e2a91433 execute(): enrich_output_with_media_metadata, register_executed_outputs)."""
+    files, texts = collect_outputs(
+        {
+            "9": {
+                "images": [
+                    {
+                        "filename": "job-ab_00001_.png",
+                        "subfolder": "job-ab",
+                        "type": "output",
+                        "metadata": {"kind": "image", "width": 512, "height": 384},
+                        "id": "6f1c0000-0000-4000-8000-000000000001",
+                        "preview_id": "6f1c0000-0000-4000-8000-000000000001",
+                    }
+                ]
+            },
+            "12": {
+                "images": [
+                    {
+                        "filename": "clip_00001_.mp4",
+                        "subfolder": "video",
+                        "type": "output",
+                        "format": "video/h264-mp4",
+                        "metadata": {
+                            "kind": "video",
+                            "width": 64,
+                            "height": 48,
+                            "duration": 0.75,
+                            "fps": 8.0,
+                            "frame_count": 6,
+                        },
+                    }
+                ],
+                "animated": [True],
+            },
+        }
+    )
+    assert texts == []
+    image, video = files
+    assert (image.kind, image.filename, image.metadata) == (
+        "image",
+        "job-ab_00001_.png",
+        {"kind": "image", "width": 512, "height": 384},
+    )
+    assert (video.kind, video.mime, video.metadata["frame_count"]) == ("video", "video/mp4", 6)
+
+
+def test_3d_outputs_are_files_and_a_3d_previews_viewer_state_is_not_text() -> None:
+    """SaveGLB reports a `3d` list; a 3D preview's `result` is [model file, camera state, background]
+    (comfy_api/latest/_ui.py PreviewUI3D; newer PreviewUI3DAdvanced adds the saved file under `3d`)."""
+    files, texts = collect_outputs(
+        {
+            "5": {"3d": [{"filename": "mesh_00001_.glb", "subfolder": "mesh", "type": "output"}]},
+            "6": {
+                "result": ["mesh/mesh_00001_.glb [output]", {"position": [0, 0, 5]}, None],
+                "3d": [{"filename": "preview_00001_.glb", "subfolder": "", "type": "output"}],
+            },
+        }
+    )
+    assert texts == []
+    assert [(f.node_id, f.kind, f.mime, f.filename) for f in files] == [
+        ("5", "3d", "model/gltf-binary", "mesh_00001_.glb"),
+        ("6", "3d", "model/gltf-binary", "preview_00001_.glb"),
     ]

@@ -370,6 +370,23 @@ class ComfyClient:
         """Interrupt this prompt only if it is the one running (18_interrupt_targeted)."""
         await self._ok("POST", "/interrupt", json={"prompt_id": prompt_id})
 
+    async def cancel_job(self, prompt_id: str) -> bool | None:
+        """POST /api/jobs/{id}/cancel (ComfyUI from about 0.38): removes the prompt from the queue, or
+        interrupts it if it is the one running. Whether it did anything; None when the server has no
+        such route (older ComfyUI answers 404 or 405)."""
+        status, body = await self._request("POST", f"/api/jobs/{prompt_id}/cancel")
+        if status in (404, 405):
+            return None
+        if status != 200:
+            raise ComfyHTTPError(
+                "POST", f"/api/jobs/{prompt_id}/cancel", status, body.decode("utf-8", "replace")
+            )
+        try:
+            answer = json.loads(body)
+        except ValueError:
+            return None
+        return bool(answer.get("cancelled")) if isinstance(answer, dict) else None
+
     async def queued_prompt_ids(self) -> set[str]:
         """Ids of the prompts running or waiting in ComfyUI's queue (19_queue_delete_clear)."""
         result = await self._json("GET", "/queue")

@@ -178,6 +178,16 @@ def comfyui_argv(settings: Settings, folders: dict[str, Path]) -> list[str]:
     if "--database-url" in known and "--database-url" not in extra:
         database = f"sqlite:///{user_dir / 'comfyui.db'}" if user_dir is not None else "sqlite:///:memory:"
         argv += ["--database-url", database]
+    # Newer ComfyUI (about 0.38 on) runs an assets system by default: a database with a lock file,
+    # background scans of every model and input folder, a walk of the output folder after prompts, and
+    # an exit at boot (ASSETS_STARTUP_FAILED) when the database cannot be opened or another process
+    # holds its lock. It serves the editor's asset browser, which a worker never shows.
+    if (
+        "--disable-assets" in known
+        and not settings.comfyui_enable_assets
+        and not {"--disable-assets", "--enable-assets"} & set(extra)
+    ):
+        argv.append("--disable-assets")
     if settings.comfyui_extra_model_paths is not None:
         argv += ["--extra-model-paths-config", str(settings.comfyui_extra_model_paths)]
     return argv + extra

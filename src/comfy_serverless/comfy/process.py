@@ -16,6 +16,7 @@ from pathlib import Path
 from ..errors import ComfyCrashedError, ComfyUnavailableError, seconds_text
 from ..settings import Settings
 from .client import ComfyClient, ComfyConnectionError, ComfyHTTPError, PromptTracker
+from .compat import ServerFeatures, detect_features, explain_boot_failure, stop_prompt
 from .launch import ComfyProcess, LaunchError, describe_exit, launch
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,10 @@ class ComfySupervisor:
         self._expected_exit: set[int] = set()
         self._closing = False
         self.on_ready: Callable[[], None] | None = None
+        #: What the running ComfyUI offers (read after each boot: a restart may bring another one).
+        self.features = ServerFeatures()
+        #: A boot failure that a restart cannot mend (a broken assets database): reported to every job.
+        self._lasting_failure: ComfyUnavailableError | None = None
 
     @property
     def managed(self) -> bool:
@@ -85,6 +90,8 @@ class ComfySupervisor:
         COMFYUI_MAX_RESTARTS failures in a row the error asks RunPod to replace the worker."""
         while self._draining:
             await asyncio.wait(set(self._draining))
+        if self._lasting_failure is not None:
+            raise self._lasting_failure
         if self._ready is None or (self._ready.done() and self._ready.exception() is not None):
             if self.failed_boots >= max(self.settings.comfyui_max_restarts, 1) and self._ready is not None:
                 raise ComfyUnavailableError(
@@ -106,6 +113,7 @@ class ComfySupervisor:
             else:
                 await self._wait_until_answering(started, None)
             self.client.start_listener()
+            self.features = await detect_features(self.client)
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self.client.ws_connected.wait(), timeout=10)
         except ComfyUnavailableError as exc:
@@ -153,11 +161,20 @@ class ComfySupervisor:
         deadline = started + self.settings.comfyui_boot_timeout
         while True:
             if exited is not None and exited.done():
-                raise ComfyUnavailableError(
-                    f"ComfyUI {describe_exit(exited.result())} while starting. "
-                    f"Last ComfyUI log lines:\n{self.tail()}",
-                    details={"exit_code": exited.result(), "log_tail": self.tail(40)},
+                failure = explain_boot_failure(self.boot_log)
+                details: dict[str, object] = {"exit_code": exited.result(), "log_tail": self.tail(40)}
+                if failure is not None:
+                    details["reason"] = failure.code
+                error = ComfyUnavailableError(
+                    f"ComfyUI {describe_exit(exited.result())} while starting"
+                    + (f": {failure.reason}" if failure is not None else "")
+                    + f". Last ComfyUI log lines:\n{self.tail()}",
+                    details=details,
                 )
+                if failure is not None and failure.lasting:
+                    # Starting again would only fail the same way, job after job.
+                    self._lasting_failure = error
+                raise error
             with contextlib.suppress(ComfyConnectionError):
                 await self.client.system_stats(within=5)
                 return
@@ -245,28 +262,19 @@ class ComfySupervisor:
         prompt_id = tracker.prompt_id
         try:
             try:
-                await self.client.delete_queued([prompt_id])
-            except ComfyHTTPError as exc:
-                log.warning(
-                    "ComfyUI refused to remove abandoned prompt %s from its queue: %s", prompt_id, exc
-                )
-            except ComfyConnectionError:
-                pass  # gone: the crash watch reports it
-            try:
-                if not tracker.running and prompt_id not in await self.client.queued_prompt_ids():
+                if await stop_prompt(self.client, self.features, prompt_id, lambda: tracker.running):
                     # Removed before it started: no message will ever end it (19_queue_delete_clear).
                     tracker.fail(ComfyCrashedError(f"prompt {prompt_id} was removed from the queue"))
                     log.info("Abandoned prompt %s removed from the queue before it ran", prompt_id)
                     return
-                await self.client.interrupt(prompt_id)
             except ComfyHTTPError as exc:
                 # Nothing will stop it: waiting out the grace period would only hold up the next job.
-                log.error("ComfyUI refused to interrupt abandoned prompt %s: %s", prompt_id, exc)
+                log.error("ComfyUI refused to stop abandoned prompt %s: %s", prompt_id, exc)
                 if not tracker.done:
-                    await self.restart(f"it refused to interrupt prompt {prompt_id} (HTTP {exc.status})")
+                    await self.restart(f"it refused to stop prompt {prompt_id} (HTTP {exc.status})")
                 return
             except ComfyConnectionError:
-                pass
+                pass  # gone: the crash watch reports it
             try:
                 await asyncio.wait_for(tracker.wait(), timeout=self.settings.comfyui_interrupt_grace)
                 log.info("Abandoned prompt %s stopped", prompt_id)

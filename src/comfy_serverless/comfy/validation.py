@@ -1,6 +1,11 @@
 """ComfyUI's validation answers (HTTP 400 bodies and ``node_errors``) turned into one readable error.
 
-Body shapes: 12_validation_errors (400s) and 13_partially_invalid (200 with node_errors)."""
+Body shapes: 12_validation_errors (400s) and 13_partially_invalid (200 with node_errors) for 0.8.0 and
+earlier. Newer ComfyUI (autumn 2026, ~0.38 on; see tests/emulator/versions/0.38) names a missing node
+``missing_node_type`` with ``extra_info`` {node_id, class_type, node_title} instead of 0.8.0's
+``invalid_prompt`` wording, and adds ``dependency_cycle``, ``invalid_dynamic_input``,
+``invalid_prompt_id`` and loop errors (``custom_validation_failed`` with ``extra_info.loop_error_type``).
+Structured fields are read first; the wording of a version is only the fallback."""
 
 from __future__ import annotations
 
@@ -133,6 +138,15 @@ def describe_node_error(
         received = extra.get("received_type")
         expected = (extra.get("input_config") or [None])[0]
         return f"{where}: linked output has type {received}, but the input needs {expected}", fact
+    if kind == "dependency_cycle":
+        cycle = details or " -> ".join(map(str, extra.get("cycle_nodes") or ()))
+        fact["cycle"] = extra.get("cycle_nodes") or cycle
+        return f"node {node_id} ({class_type}) is part of a dependency cycle: {cycle}", fact
+    if kind == "invalid_dynamic_input":
+        return f"{where}: invalid dynamic input" + (f": {details}" if details else ""), fact
+    if kind == "custom_validation_failed" and extra.get("loop_error_type"):
+        fact["loop_error_type"] = extra["loop_error_type"]
+        return f"node {node_id} ({class_type}): {message}" + (f" ({details})" if details else ""), fact
     if kind == "custom_validation_failed" and details:
         return f"{where}: {details}", fact
     return f"{where}: {message}" + (f": {details}" if details else ""), fact
@@ -161,10 +175,30 @@ def describe_rejection(
                 sentences.append(sentence)
                 facts.append(fact)
     error_type = str(error.get("type") or "")
+    extra = error.get("extra_info") if isinstance(error.get("extra_info"), Mapping) else {}
+    assert isinstance(extra, Mapping)
     if not sentences:
         message = str(error.get("message") or "ComfyUI rejected the workflow")
         details = str(error.get("details") or "")
-        if error_type == "invalid_prompt" and details.startswith("Node ID '#"):
+        if error_type == "missing_node_type":
+            node_id = str(extra.get("node_id") or details.removeprefix("Node ID '#").rstrip("'"))
+            missing = extra.get("class_type")
+            if missing is None and node_id in prompt and isinstance(prompt[node_id], Mapping):
+                missing = prompt[node_id].get("class_type")
+            if missing:
+                title = extra.get("node_title")
+                named = f" ({title!r})" if title and title != missing else ""
+                sentences.append(
+                    f"node {node_id}{named} uses class_type {missing!r}, which this ComfyUI does not have "
+                    "(a custom node that is not installed?)"
+                )
+            else:
+                sentences.append(f"node {node_id} has no class_type")
+            facts.append({"node_id": node_id, "type": error_type, "class_type": missing, "message": message})
+        elif error_type == "invalid_prompt_id":
+            # The worker makes the prompt ids: this is the worker's fault, not the job's.
+            sentences.append(f"ComfyUI refused the worker's prompt id: {message}")
+        elif error_type == "invalid_prompt" and details.startswith("Node ID '#"):
             node_id = details.removeprefix("Node ID '#").rstrip("'")
             if "does not exist" in message:
                 missing = message.removeprefix("Cannot execute because node ").split(" does not exist")[0]

@@ -104,6 +104,8 @@ def _file_item(item: LocalOutput) -> dict[str, Any]:
     }
     if output.animated:
         shown["animated"] = True
+    if output.metadata:
+        shown["metadata"] = dict(output.metadata)
     if output.folder_type == "temp":
         shown["temp"] = True
     return shown

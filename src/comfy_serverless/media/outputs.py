@@ -1,20 +1,26 @@
 """ComfyUI's per-node UI outputs (from /history) turned into typed output files and texts.
 
 Core nodes report stills, animated WEBP/PNG and videos under ``images`` (animated ones flagged in
-``animated``: 08_animated_webp_png, 09_video_mp4_webm), sound under ``audio`` (10_audio) and text under
-``text`` (11_text_output_and_binary_text). Custom nodes use their own keys, such as VideoHelperSuite's
-``gifs``; any list of ``{filename, subfolder, type}`` entries is taken as files.
+``animated``: 08_animated_webp_png, 09_video_mp4_webm), sound under ``audio`` (10_audio), text under
+``text`` (11_text_output_and_binary_text) and 3D models under ``3d`` (SaveGLB; newer 3D previews too).
+Custom nodes use their own keys, such as VideoHelperSuite's ``gifs``; any list of
+``{filename, subfolder, type}`` entries is taken as files.
+
+Newer ComfyUI (about 0.38 on) adds fields to each file entry: ``metadata`` (kind, width, height, and
+for videos duration, fps and frame_count) whatever its settings, and ``id``/``preview_id`` with its
+assets system on. ``metadata`` is passed on to the caller as it came; the rest is ignored. A 3D
+preview's ``result`` ([model file, camera state, background]) is the viewer's state, not an output.
 """
 
 from __future__ import annotations
 
 import mimetypes
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any, Literal
 
-OutputKind = Literal["image", "video", "audio", "text", "file"]
+OutputKind = Literal["image", "video", "audio", "text", "3d", "file"]
 
 _EXTRA_TYPES = {
     ".webp": "image/webp",
@@ -27,10 +33,17 @@ _EXTRA_TYPES = {
     ".mp3": "audio/mpeg",
     ".wav": "audio/wav",
     ".glb": "model/gltf-binary",
+    ".gltf": "model/gltf+json",
+    ".obj": "model/obj",
+    ".fbx": "application/octet-stream",
+    ".usdz": "model/vnd.usdz+zip",
+    ".ply": "application/octet-stream",
+    ".stl": "model/stl",
     ".safetensors": "application/octet-stream",
     ".latent": "application/octet-stream",
 }
 _ANIMATABLE = {"image/webp", "image/png", "image/gif", "image/apng"}
+_MODEL_SUFFIXES = {".glb", ".gltf", ".obj", ".fbx", ".usdz", ".ply", ".stl"}
 
 
 def guess_mime(filename: str) -> str:
@@ -49,6 +62,8 @@ class OutputFile:
     folder_type: str  # "output" or "temp"
     mime: str
     animated: bool = False
+    #: What newer ComfyUI says of the file (kind, width, height, duration, fps, frame_count), as it came.
+    metadata: Mapping[str, Any] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,8 +74,10 @@ class OutputText:
     text: str
 
 
-def _kind_of(mime: str, key: str, animated: bool) -> OutputKind:
+def _kind_of(mime: str, key: str, animated: bool, filename: str) -> OutputKind:
     major = mime.split("/", 1)[0]
+    if key == "3d" or PurePosixPath(filename).suffix.lower() in _MODEL_SUFFIXES:
+        return "3d"
     if major == "video" or (animated and mime in _ANIMATABLE):
         return "video"
     if key == "gifs" and mime in _ANIMATABLE:
@@ -80,14 +97,16 @@ def _file_entry(node_id: str, key: str, entry: Mapping[str, Any], animated: bool
     # VHS says e.g. "video/h264-mp4": a codec name, not a MIME type; trust the file name then.
     if mime is None or mime.split("/", 1)[1] not in guess_mime(filename):
         mime = guess_mime(filename)
+    metadata = entry.get("metadata")
     return OutputFile(
         node_id=node_id,
-        kind=_kind_of(mime, key, animated),
+        kind=_kind_of(mime, key, animated, filename),
         filename=filename,
         subfolder=str(entry.get("subfolder") or ""),
         folder_type=folder_type,
         mime=mime,
         animated=animated or (key == "gifs" and mime.split("/", 1)[0] != "video" and mime in _ANIMATABLE),
+        metadata=dict(metadata) if isinstance(metadata, Mapping) and metadata else None,
     )
 
 
@@ -108,6 +127,6 @@ def collect_outputs(outputs: Mapping[str, Mapping[str, Any]]) -> tuple[list[Outp
                     found = _file_entry(str(node_id), key, item, any_animated and key == "images")
                     if found is not None:
                         files.append(found)
-                elif isinstance(item, str) and key in ("text", "string", "texts", "result"):
+                elif isinstance(item, str) and key in ("text", "string", "texts"):
                     texts.append(OutputText(str(node_id), item))
     return files, texts

@@ -1,10 +1,12 @@
-"""The model folders ComfyUI 0.8.0 knows, and where the worker looks for each of them.
+"""The model folders ComfyUI knows, and where the worker looks for each of them.
 
 One table drives everything that names a model folder: the ``extra_model_paths.yaml`` shipped in the
 image (rendered by :func:`render_extra_model_paths`), the network-volume diagnosis, the start-up file
 counts and the "model not in list" explanations. The names come from ComfyUI 0.8.0's ``GET /models``
-(see ``shared/comfyui-reference/transcripts/01_meta_endpoints.json``); the tests check this table
-against that transcript and against the loader nodes in ``object_info.json``.
+(see ``shared/comfyui-reference/transcripts/01_meta_endpoints.json``), plus the folders newer ComfyUI
+added (folder_paths.py of about 0.38 on); the tests check the table against that transcript and against
+the loader nodes in ``object_info.json``. Listing a folder an older ComfyUI does not have is harmless:
+``extra_model_paths.yaml`` then only adds a search path nobody asks for.
 """
 
 from __future__ import annotations
@@ -40,9 +42,23 @@ COMFYUI_FOLDERS: tuple[str, ...] = (
     "audio_encoders",
 )
 
+#: Folders newer ComfyUI added after 0.8.0 (folder_paths.py@1df2885ebd of Comfy-Org/ComfyUI, ~0.38).
+NEWER_COMFYUI_FOLDERS: tuple[str, ...] = (
+    "datasets",
+    "background_removal",
+    "frame_interpolation",
+    "geometry_estimation",
+    "optical_flow",
+    "detection",
+    "fonts",
+)
+
 #: ``custom_nodes`` is a code folder, not a model folder: nodes on a volume would miss their Python
 #: dependencies, so the volume is never searched for them.
-MODEL_FOLDERS: tuple[str, ...] = tuple(f for f in COMFYUI_FOLDERS if f != "custom_nodes")
+MODEL_FOLDERS: tuple[str, ...] = (
+    *(f for f in COMFYUI_FOLDERS if f != "custom_nodes"),
+    *NEWER_COMFYUI_FOLDERS,
+)
 
 #: Older sub-folder names ComfyUI still reads for a folder (its defaults under ``ComfyUI/models``).
 #: Volumes made for older workers use them, so the worker reads them on the volume too.
@@ -60,6 +76,8 @@ FOLDER_EXTENSIONS: dict[str, frozenset[str] | None] = {
     "configs": frozenset({".yaml"}),
     "diffusers": None,  # ComfyUI lists sub-folders (one diffusers model per folder), not files
     "classifiers": frozenset(),  # any file
+    "datasets": frozenset(),  # any file
+    "fonts": frozenset({".ttf", ".otf"}),
 }
 
 #: Loader node inputs that pick a file from a model folder: (class_type, input_name) -> folder.

@@ -129,7 +129,7 @@ def _validate_folder(folder: object, where: str, warnings: list[str]) -> str:
     canonical = canonical_folder(folder)
     if canonical is None:
         warnings.append(
-            f"{where}: folder `{folder}` is not one ComfyUI 0.8.0 knows ({', '.join(MODEL_FOLDERS)}); "
+            f"{where}: folder `{folder}` is not one ComfyUI knows ({', '.join(MODEL_FOLDERS)}); "
             "that is fine only for a custom node that reads its own folder"
         )
         return folder

@@ -178,7 +178,7 @@ class Manifest(BaseModel):
     description: str = ""
     workflow: str
     source: str = ""
-    outputs: list[Literal["image", "video", "audio", "text", "file"]] = []
+    outputs: list[Literal["image", "video", "audio", "text", "3d", "file"]] = []
     parameters: dict[str, Parameter] = {}
     derived: dict[str, Derived] = {}
     models: list[ModelFile] = []

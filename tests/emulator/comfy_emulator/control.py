@@ -30,6 +30,8 @@ from typing import Any
 
 EMULATOR_DIR = Path(__file__).resolve().parent.parent
 MAIN = EMULATOR_DIR / "main.py"
+# Install roots of the emulated ComfyUI versions (profiles.py ROOTS): what COMFYUI_DIR would name.
+PROFILE_ROOTS = {"0.8.0": EMULATOR_DIR, "0.38": EMULATOR_DIR / "versions" / "0.38"}
 FAULTS_ENV = "COMFY_EMULATOR_FAULTS_FILE"
 TIME_SCALE_ENV = "COMFY_EMULATOR_TIME_SCALE"
 
@@ -108,8 +110,11 @@ class EmulatorProcess:
         env: Mapping[str, str] | None,
         python: str,
         host: str = "127.0.0.1",
+        profile: str = "0.8.0",
     ) -> None:
         self.root = root
+        self.profile = profile
+        self.comfyui_dir = PROFILE_ROOTS[profile]
         self.port = port
         self.host = host
         self.extra_args = list(extra_args)
@@ -137,7 +142,7 @@ class EmulatorProcess:
     def argv(self) -> list[str]:
         return [
             self.python,
-            str(MAIN),
+            str(self.comfyui_dir / "main.py"),
             "--listen",
             self.host,
             "--port",
@@ -163,7 +168,7 @@ class EmulatorProcess:
         try:
             self.process = subprocess.Popen(
                 self.argv(),
-                cwd=str(EMULATOR_DIR),
+                cwd=str(self.comfyui_dir),
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -255,17 +260,21 @@ def start_emulator(
     wait: bool = True,
     timeout: float = 20.0,
     python: str | None = None,
+    profile: str = "0.8.0",
 ) -> EmulatorProcess:
     """Start the emulator as a subprocess on a free port (or ``port``) and, by default, wait until
     GET /system_stats answers.  ``faults`` are written to ``root/faults.json`` first; ``time_scale``
     multiplies all emulated compute time (``COMFY_EMULATOR_TIME_SCALE``); ``models`` creates fake model
-    files, e.g. ``{"checkpoints": ["sd15.safetensors"]}``."""
+    files, e.g. ``{"checkpoints": ["sd15.safetensors"]}``; ``profile`` picks the emulated ComfyUI version
+    (``"0.8.0"`` or ``"0.38"``: runs that install root's main.py)."""
     root_path = Path(root)
     root_path.mkdir(parents=True, exist_ok=True)
     all_env = dict(env or {})
     if time_scale is not None:
         all_env[TIME_SCALE_ENV] = str(time_scale)
-    emu = EmulatorProcess(root_path, port or free_port(), extra_args, all_env, python or sys.executable)
+    emu = EmulatorProcess(
+        root_path, port or free_port(), extra_args, all_env, python or sys.executable, profile=profile
+    )
     if faults is not None:
         emu.faults.write(faults)
     for folder, names in (models or {}).items():

@@ -14,6 +14,13 @@ and sends ``executing {node: null}`` last.
   the broadcasts remain (14b, 22): ``progress_state``, binary TEXT, and ``execution_interrupted``.
 * Interrupts are noticed at the next node start (after its ``executing``) or at the next progress tick
   (17_interrupt_global, 18_interrupt_targeted).
+
+Profile "0.38" (newer ``execution.py`` @04e2a91433 ``execute()`` L439-640, spec section 5): every file
+entry of a node's ui gets ``metadata`` (media_info.py; L568) and, with the assets system on, ``id`` /
+``preview_id`` (assets.py; L575) in ``executed`` and ``/history``, while the cache keeps the ui without
+ids; a cached node's ui goes into ``/history`` whether or not the prompt has a client_id
+(``emit_cached_output``).  0.8.0 (execution.py L418-423 of 0.8.0) records a cached node's ui only for
+prompts with a client_id.
 """
 
 from __future__ import annotations
@@ -35,6 +42,8 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from . import media_info
+from .assets import AssetRegistry
 from .catalog import INPUT_FILE_INPUTS, Catalog
 from .config import Settings
 from .faults import FaultStore
@@ -81,9 +90,12 @@ class CacheEntry:
 class OutputCache:
     """Node outputs keyed by the node's signature (class, inputs, upstream signatures, file hashes).
 
-    ``classic`` (ComfyUI's default) forgets entries the current prompt does not use, so only the previous
+    ``classic`` (0.8.0's default) forgets entries the current prompt does not use, so only the previous
     prompt's results survive (18: node "1" cached after 17; 04: identical prompt fully cached).
     ``lru`` (``--cache-lru N``) keeps up to N entries; ``none`` (``--cache-none``) caches nothing.
+    ``ram`` (RAM pressure: the newer default, ``--cache-ram`` in 0.8.0) keeps results of all earlier
+    prompts and frees them only when free RAM runs below a headroom of gigabytes (newer main.py
+    prompt_worker, execution.py L801-812); the emulator's entries are tiny, so it never evicts.
     """
 
     def __init__(self, mode: str, lru_size: int = 0) -> None:
@@ -394,7 +406,17 @@ class Executor:
         self.settings = settings
         self.faults = faults
         self.cache = OutputCache(settings.cache_mode, settings.cache_lru)
+        # CacheSet's log line (0.8.0 execution.py L109-117; newer execution.py L121-160)
+        message = {
+            "none": "Disabling intermediate node cache.",
+            "ram": "Using RAM pressure cache.",
+            "lru": "Using LRU cache",
+        }.get(settings.cache_mode)
+        if message:
+            log.info(message)
         self.interrupt_requested = False
+        self.newer = settings.at_least("0.38")
+        self.assets: AssetRegistry | None = None  # set by the server when the assets system is on
 
     # ------------------------------------------------------------------ controls
     def time_scale(self) -> float:
@@ -611,15 +633,17 @@ class Executor:
         cached = self.cache.get(node_id)
         if cached is not None:
             # 04_cached_rerun: executed is re-sent with the OLD filename, nothing is written.
-            if client_id is not None:
+            if self.newer:
+                self._emit_cached(node_id, cached, prompt_id, client_id, ui_outputs)
+            elif client_id is not None:
                 output = cached.ui["output"] if cached.ui else None
                 self.hub.send(
                     "executed",
                     {"node": node_id, "display_node": node_id, "output": output, "prompt_id": prompt_id},
                     client_id,
                 )
-            if cached.ui is not None:
-                ui_outputs[node_id] = cached.ui
+                if cached.ui is not None:  # 0.8.0 execution.py L418-423: only with a client_id
+                    ui_outputs[node_id] = cached.ui
             progress.finish(node_id)
             results[node_id] = cached.outputs
             return None
@@ -647,20 +671,23 @@ class Executor:
             ui = result.ui
             entry_ui: dict[str, Any] | None = None
             if ui:
-                entry_ui = {
-                    "meta": {
-                        "node_id": node_id,
-                        "display_node": node_id,
-                        "parent_node": None,
-                        "real_node_id": node_id,
-                    },
-                    "output": ui,
+                meta = {
+                    "node_id": node_id,
+                    "display_node": node_id,
+                    "parent_node": None,
+                    "real_node_id": node_id,
                 }
-                ui_outputs[node_id] = entry_ui
+                sent = ui
+                if self.newer:
+                    # newer L568-579: metadata always; ids only in what is sent and filed, not cached.
+                    ui = await asyncio.to_thread(media_info.enrich, ui, self.folders)
+                    sent = self.assets.register_outputs(ui) if self.assets is not None else copy.deepcopy(ui)
+                entry_ui = {"meta": meta, "output": ui}
+                ui_outputs[node_id] = {"meta": meta, "output": sent}
                 if client_id is not None:
                     self.hub.send(
                         "executed",
-                        {"node": node_id, "display_node": node_id, "output": ui, "prompt_id": prompt_id},
+                        {"node": node_id, "display_node": node_id, "output": sent, "prompt_id": prompt_id},
                         client_id,
                     )
             self.cache.set(node_id, CacheEntry(result.outputs, entry_ui))
@@ -674,6 +701,45 @@ class Executor:
         progress.finish(node_id)
         executed.append(node_id)
         return None
+
+    def _emit_cached(
+        self,
+        node_id: str,
+        cached: CacheEntry,
+        prompt_id: str,
+        client_id: str | None,
+        ui_outputs: dict[str, dict[str, Any]],
+    ) -> None:
+        """newer asset_enrichment.py @228da55822 ``emit_cached_output``: the cached ui goes into the
+        history (ids registered again when the assets system is on) and, with a client_id, ``executed``."""
+        if node_id in ui_outputs:
+            return
+        wrapper: dict[str, Any] | None = None
+        if cached.ui is not None:
+            wrapper = copy.deepcopy(cached.ui)
+            output = wrapper.get("output")
+            if isinstance(output, dict):
+                if self.assets is not None:
+                    wrapper["output"] = self.assets.register_outputs(output)
+                else:
+                    for entries in output.values():
+                        for entry in entries if isinstance(entries, list) else []:
+                            if isinstance(entry, dict):
+                                entry.pop("id", None)
+                                entry.pop("preview_id", None)
+            ui_outputs[node_id] = wrapper
+        if client_id is None:
+            return
+        self.hub.send(
+            "executed",
+            {
+                "node": node_id,
+                "display_node": node_id,
+                "output": wrapper.get("output") if wrapper is not None else None,
+                "prompt_id": prompt_id,
+            },
+            client_id,
+        )
 
     def _error_details(
         self, node_id: str, class_type: str, exc: Exception, listed: dict[str, list[Any]] | None

@@ -18,7 +18,8 @@ log = logging.getLogger("comfy_emulator")
 
 SUPPORTED_PT_EXTENSIONS = frozenset({".ckpt", ".pt", ".pt2", ".bin", ".pth", ".safetensors", ".pkl", ".sft"})
 
-# 01_meta_endpoints: GET /models returns exactly these names, in this order.
+# 01_meta_endpoints: GET /models returns exactly these names, in this order.  (name, sub-folders, extensions)
+# Sub-folders are below <models>; custom_nodes is <base>/custom_nodes.
 MODEL_FOLDERS: tuple[tuple[str, tuple[str, ...], frozenset[str]], ...] = (
     ("checkpoints", ("checkpoints",), SUPPORTED_PT_EXTENSIONS),
     ("configs", ("configs",), frozenset({".yaml"})),
@@ -41,6 +42,18 @@ MODEL_FOLDERS: tuple[tuple[str, tuple[str, ...], frozenset[str]], ...] = (
     ("classifiers", ("classifiers",), frozenset({""})),
     ("model_patches", ("model_patches",), SUPPORTED_PT_EXTENSIONS),
     ("audio_encoders", ("audio_encoders",), SUPPORTED_PT_EXTENSIONS),
+)
+# newer: folder_paths.py @1df2885ebd adds seven folders (spec section 7).  "datasets" (no extension filter)
+# comes right after custom_nodes and, like "fonts" (.ttf/.otf), lives in <base>, not <models>; the five
+# model folders follow audio_encoders.  (name, placed after, folder, extensions)
+NEWER_MODEL_FOLDERS: tuple[tuple[str, str, str, frozenset[str]], ...] = (
+    ("datasets", "custom_nodes", "<base>/datasets", frozenset()),
+    ("background_removal", "audio_encoders", "background_removal", SUPPORTED_PT_EXTENSIONS),
+    ("frame_interpolation", "background_removal", "frame_interpolation", SUPPORTED_PT_EXTENSIONS),
+    ("geometry_estimation", "frame_interpolation", "geometry_estimation", SUPPORTED_PT_EXTENSIONS),
+    ("optical_flow", "geometry_estimation", "optical_flow", SUPPORTED_PT_EXTENSIONS),
+    ("detection", "optical_flow", "detection", SUPPORTED_PT_EXTENSIONS),
+    ("fonts", "detection", "<base>/fonts", frozenset({".ttf", ".otf"})),
 )
 
 # Names accepted in extra_model_paths.yaml that real ComfyUI maps to the current folder names.
@@ -108,6 +121,7 @@ class FolderPaths:
         temp_dir: str,
         user_dir: str,
         models_dir: str | None = None,
+        newer_folders: bool = False,
     ) -> None:
         self.base_dir = os.path.abspath(base_dir)
         self.models_dir = os.path.abspath(models_dir or os.path.join(self.base_dir, "models"))
@@ -115,12 +129,23 @@ class FolderPaths:
         self.output_dir = os.path.abspath(output_dir)
         self.temp_dir = os.path.abspath(temp_dir)
         self.user_dir = os.path.abspath(user_dir)
-        self.folders: dict[str, tuple[list[str], frozenset[str]]] = {}
+        table: list[tuple[str, list[str], frozenset[str]]] = []
         for name, subdirs, exts in MODEL_FOLDERS:
             paths = [os.path.join(self.models_dir, s) for s in subdirs]
             if name == "custom_nodes":
                 paths = [os.path.join(self.base_dir, "custom_nodes")]
-            self.folders[name] = (paths, exts)
+            table.append((name, paths, exts))
+        if newer_folders:
+            for name, after, folder, exts in NEWER_MODEL_FOLDERS:
+                if folder.startswith("<base>/"):
+                    path = os.path.join(self.base_dir, folder.removeprefix("<base>/"))
+                else:
+                    path = os.path.join(self.models_dir, folder)
+                index = next(i for i, entry in enumerate(table) if entry[0] == after)
+                table.insert(index + 1, (name, [path], exts))
+        self.folders: dict[str, tuple[list[str], frozenset[str]]] = {
+            name: (paths, exts) for name, paths, exts in table
+        }
 
     # ------------------------------------------------------------------ model folders
     def add_model_folder_path(self, name: str, path: str, is_default: bool = False) -> None:

@@ -1,7 +1,8 @@
 """aiohttp application: the HTTP routes and the WebSocket of ComfyUI 0.8.0 as recorded.
 
 Every route is also served under ``/api`` (01_meta_endpoints: ``/api/system_stats``).  Bodies, status
-codes and content types follow the transcripts named next to each handler.
+codes and content types follow the transcripts named next to each handler.  Where the "0.38" profile
+differs, the handler cites the newer ``server.py`` @002c3fb9a5 (research notes, spec sections 1, 6, 10).
 """
 
 from __future__ import annotations
@@ -24,14 +25,14 @@ from aiohttp import WSMsgType, web
 from aiohttp.web_request import FileField
 from PIL import Image
 
-from . import __version__
+from .assets import AssetRegistry
 from .catalog import Catalog
 from .config import Settings
 from .execution import Executor, Outcome
 from .faults import FaultStore
 from .folders import FolderPaths, content_type_for
 from .hub import SERVER_FEATURES, Hub
-from .jobs import VALID_STATUSES, job_detail, list_jobs
+from .jobs import job_detail, list_jobs, valid_statuses
 from .prompt_queue import PromptQueue
 from .validation import Validator
 
@@ -48,6 +49,30 @@ DOWNLOAD_ONLY_TYPES = {
     "application/xhtml+xml",
     "text/javascript",
     "text/css",
+}
+# newer folder_paths.py @1df2885ebd DANGEROUS_CONTENT_TYPES (plus any */xml or *+xml type)
+DANGEROUS_TYPES = {
+    "text/html",
+    "text/html-sandboxed",
+    "application/xhtml+xml",
+    "text/javascript",
+    "application/javascript",
+    "application/x-javascript",
+    "application/ecmascript",
+    "text/css",
+    "image/svg+xml",
+    "application/xml",
+    "text/xml",
+    "message/rfc822",
+}
+INVALID_PROMPT_ID = {
+    "type": "invalid_prompt_id",
+    "message": "prompt_id must be a valid UUID",
+    "details": (
+        "prompt_id must be a UUID string in canonical lowercase hyphenated form; omit it to let the "
+        "server generate one"
+    ),
+    "extra_info": {},
 }
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -68,13 +93,34 @@ def _memory() -> tuple[int, int]:
     return total, free
 
 
+def is_canonical_uuid(value: Any) -> bool:
+    """newer comfy_execution/jobs.py @172be43857 validate_job_id: a str equal to str(uuid.UUID(it))."""
+    if not isinstance(value, str):
+        return False
+    try:
+        return str(uuid.UUID(value)) == value
+    except ValueError:
+        return False
+
+
+def _is_dangerous(content_type: str) -> bool:
+    normalized = content_type.split(";", 1)[0].strip().lower()
+    return normalized in DANGEROUS_TYPES or normalized.endswith(("+xml", "/xml"))
+
+
 def _route_value(table: Any, path: str) -> Any:
-    """Fault tables keyed by route: ``"/history"`` also matches ``/history/<id>`` and ``/api/history``."""
+    """Fault tables keyed by route: ``"/history"`` also matches ``/history/<id>`` and ``/api/history``;
+    a key spelled with ``/api`` (``"/api/jobs"``, the only spelling of that route in ComfyUI) matches the
+    ``/api/...`` requests below it."""
     if not isinstance(table, dict):
         return None
+    stripped = path[4:] if path.startswith("/api/") else path
     best: str | None = None
     for key in table:
-        matches = isinstance(key, str) and (path == key or path.startswith(key.rstrip("/") + "/"))
+        if not isinstance(key, str):
+            continue
+        prefix = key.rstrip("/") + "/"
+        matches = any(p == key or p.startswith(prefix) for p in (path, stripped))
         if matches and (best is None or len(key) > len(best)):
             best = key
     return table[best] if best is not None else None
@@ -85,11 +131,15 @@ class EmulatorServer:
         self.settings = settings
         self.folders = folders
         self.faults = faults
+        self.newer = settings.at_least("0.38")
+        self.version = settings.profile.version if settings.profile is not None else "0.8.0"
         self.hub = Hub()
         self.catalog = Catalog(folders, disable_api_nodes=settings.disable_api_nodes)
-        self.validator = Validator(self.catalog, folders)
+        self.validator = Validator(self.catalog, folders, newer=self.newer)
         self.queue = PromptQueue(self._queue_updated)
         self.executor = Executor(self.hub, self.catalog, folders, settings, faults)
+        self.assets = AssetRegistry(folders) if settings.assets_enabled else None
+        self.executor.assets = self.assets
         self.number = 0
         self.app = self._build_app()
         self._tasks: list[asyncio.Task[None]] = []
@@ -123,6 +173,16 @@ class EmulatorServer:
             ("POST", "/free", self.free),
             ("GET", "/jobs", self.jobs),
             ("GET", "/jobs/{job_id}", self.job),
+            # newer server.py L911-983; 0.8.0 has only the two GET routes above (L704, L802), so these
+            # POSTs are 404 (and POST /api/jobs/cancel 405, aiohttp's answer for the GET-only route).
+            *(
+                [
+                    ("POST", "/jobs/{job_id}/cancel", self.cancel_job),
+                    ("POST", "/jobs/cancel", self.cancel_jobs),
+                ]
+                if self.newer
+                else []
+            ),
             ("GET", "/settings", self.settings_route),
             ("GET", "/users", self.users),
         ]
@@ -145,7 +205,7 @@ class EmulatorServer:
     @web.middleware
     async def _fault_middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         faults = self.faults.get()
-        path = request.path[4:] if request.path.startswith("/api/") else request.path
+        path = request.path
         delay = _route_value(faults.get("route_delay_s"), path)
         if isinstance(delay, (int, float)) and delay > 0:
             await asyncio.sleep(float(delay))
@@ -257,7 +317,9 @@ class EmulatorServer:
                         if first and isinstance(data, dict) and data.get("type") == "feature_flags":
                             flags = data.get("data", {})
                             self.hub.metadata[sid]["feature_flags"] = flags if isinstance(flags, dict) else {}
-                            await ws.send_str(json.dumps({"type": "feature_flags", "data": SERVER_FEATURES}))
+                            await ws.send_str(
+                                json.dumps({"type": "feature_flags", "data": self.server_features()})
+                            )
                         first = False
                     except json.JSONDecodeError:
                         log.warning("Invalid JSON received from client %s: %s", sid, msg.data)
@@ -292,8 +354,26 @@ class EmulatorServer:
     async def extensions(self, request: web.Request) -> web.StreamResponse:
         return web.json_response([])
 
+    def server_features(self) -> dict[str, Any]:
+        """01_meta_endpoints for 0.8.0.  newer comfy_api/feature_flags.py @1924b05ec8: plus
+        supports_model_type_tags, node_replacements, assets (main.py sets it to the assets state), and the
+        --feature-flag values, which cannot replace these core keys."""
+        if not self.newer:
+            return dict(SERVER_FEATURES)
+        max_upload = self.settings.max_upload_size_mb
+        core: dict[str, Any] = {
+            "supports_preview_metadata": True,
+            "supports_model_type_tags": True,
+            "max_upload_size": max_upload * 1024 * 1024,
+            "extension": {"manager": {"supports_v4": True}},
+            "node_replacements": True,
+            "assets": self.settings.assets_enabled,
+        }
+        extra = {k: v for k, v in self.settings.feature_flags.items() if k not in core}
+        return {**core, **extra}
+
     async def features(self, request: web.Request) -> web.StreamResponse:
-        return web.json_response(SERVER_FEATURES)
+        return web.json_response(self.server_features())
 
     async def settings_route(self, request: web.Request) -> web.StreamResponse:
         return web.json_response({})
@@ -301,49 +381,84 @@ class EmulatorServer:
     async def users(self, request: web.Request) -> web.StreamResponse:
         return web.json_response({"storage": "server", "migrated": True})
 
+    def _devices(self, ram_total: int, ram_free: int) -> list[dict[str, Any]]:
+        if self.settings.cpu:
+            return [
+                {
+                    "name": "cpu",
+                    "type": "cpu",
+                    "index": None,
+                    "vram_total": ram_total,
+                    "vram_free": ram_free,
+                    "torch_vram_total": ram_total,
+                    "torch_vram_free": ram_free,
+                }
+            ]
+        count = 1
+        if self.newer:
+            # newer server.py L626-677: one entry per torch device, primary first.  Fault gpu_count
+            # emulates a machine with several GPUs (0.8.0 reports the primary device only).
+            wanted = self.faults.value("gpu_count", 1)
+            count = max(1, int(wanted)) if isinstance(wanted, int) else 1
+        vram = 24 * 1024**3
+        return [
+            {
+                "name": f"cuda:{index} NVIDIA GeForce RTX 4090 (emulated) : cudaMallocAsync",
+                "type": "cuda",
+                "index": index,
+                "vram_total": vram,
+                "vram_free": vram - (512 * 1024**2 if index == 0 else 0),
+                "torch_vram_total": 0,
+                "torch_vram_free": 0,
+            }
+            for index in range(count)
+        ]
+
     async def system_stats(self, request: web.Request) -> web.StreamResponse:
         delay = self.faults.value("slow_system_stats_s")
         if isinstance(delay, (int, float)) and delay > 0:
             await asyncio.sleep(float(delay))
         ram_total, ram_free = _memory()
-        if self.settings.cpu:
-            device: dict[str, Any] = {
-                "name": "cpu",
-                "type": "cpu",
-                "index": None,
-                "vram_total": ram_total,
-                "vram_free": ram_free,
-                "torch_vram_total": ram_total,
-                "torch_vram_free": ram_free,
-            }
-        else:
-            vram = 24 * 1024**3
-            device = {
-                "name": "cuda:0 NVIDIA GeForce RTX 4090 (emulated) : cudaMallocAsync",
-                "type": "cuda",
-                "index": 0,
-                "vram_total": vram,
-                "vram_free": vram - 512 * 1024**2,
-                "torch_vram_total": 0,
-                "torch_vram_free": 0,
-            }
-        body = {
-            "system": {
-                "os": "linux" if sys.platform.startswith("linux") else sys.platform,
-                "ram_total": ram_total,
-                "ram_free": ram_free,
-                "comfyui_version": __version__,
-                "required_frontend_version": "1.35.9",
-                "installed_templates_version": "0.7.67",
-                "required_templates_version": "0.7.67",
+        packages = self.settings.profile.packages if self.settings.profile is not None else {}
+        frontend = packages.get("comfyui-frontend-package", "1.35.9")
+        templates = packages.get("comfyui-workflow-templates", "0.7.67")
+        system: dict[str, Any] = {
+            "os": "linux" if sys.platform.startswith("linux") else sys.platform,
+            "ram_total": ram_total,
+            "ram_free": ram_free,
+            "comfyui_version": self.version,
+            "required_frontend_version": frontend,
+            "installed_templates_version": templates,
+            "required_templates_version": templates,
+        }
+        if self.newer:
+            # newer server.py L626-677: every comfy* package of requirements.txt with installed/required
+            # versions (FrontendManager.get_comfy_package_versions, read in the index without a path).
+            system["comfy_package_versions"] = [
+                {"name": name, "installed": pinned, "required": pinned} for name, pinned in packages.items()
+            ]
+        system.update(
+            {
                 "python_version": sys.version,
                 "pytorch_version": "2.14.1+cu130",
                 "embedded_python": False,
-                "argv": self.settings.argv,
-            },
-            "devices": [device],
-        }
+            }
+        )
+        if self.newer:
+            # get_deploy_environment: first line of <base>/.comfy_environment, default "local-git"
+            system["deploy_environment"] = self._deploy_environment()
+        system["argv"] = self.settings.argv
+        body = {"system": system, "devices": self._devices(ram_total, ram_free)}
         return web.json_response(body)
+
+    def _deploy_environment(self) -> str:
+        try:
+            with open(os.path.join(self.folders.base_dir, ".comfy_environment"), encoding="utf-8") as fh:
+                line = fh.readline(128).strip()
+        except OSError:
+            return "local-git"
+        value = "".join(c for c in line if 32 <= ord(c) < 127)
+        return value or "local-git"
 
     # ------------------------------------------------------------------ object_info
     async def object_info(self, request: web.Request) -> web.StreamResponse:
@@ -390,12 +505,28 @@ class EmulatorServer:
             with Path(record_to).open("a", encoding="utf-8") as fh:  # noqa: ASYNC230 - a test switch
                 fh.write(json.dumps(json_data) + "\n")
         prompt = json_data["prompt"]
-        prompt_id = str(json_data.get("prompt_id", uuid.uuid4()))
+        if self.newer:
+            # newer server.py L1030-1045: absent or null -> a new uuid4; anything but a canonical
+            # lowercase hyphenated UUID string -> 400 invalid_prompt_id.
+            client_prompt_id = json_data.get("prompt_id")
+            if client_prompt_id is None:
+                prompt_id = str(uuid.uuid4())
+            elif is_canonical_uuid(client_prompt_id):
+                prompt_id = client_prompt_id
+            else:
+                return web.json_response({"error": INVALID_PROMPT_ID, "node_errors": {}}, status=400)
+        else:
+            prompt_id = str(json_data.get("prompt_id", uuid.uuid4()))  # 0.8.0 L872: anything, as str
+        # newer L1050 node_replace_manager.apply_replacements: the emulator knows no replacements.
         partial = json_data.get("partial_execution_targets")
         valid, error, outputs, node_errors = self.validator.validate_prompt(prompt, partial)
         extra_data = json_data.get("extra_data", {})
         if "client_id" in json_data:
             extra_data["client_id"] = json_data["client_id"]
+        if self.newer and "comfy_usage_source" not in extra_data:
+            usage_source = request.headers.get("Comfy-Usage-Source")  # newer L1058-1061
+            if usage_source:
+                extra_data["comfy_usage_source"] = usage_source
         if not valid:
             log.warning("invalid prompt: %s", error)
             return web.json_response({"error": error, "node_errors": node_errors}, status=400)
@@ -445,6 +576,10 @@ class EmulatorServer:
             self.queue.set_flag("unload_models", unload)
         if free_memory:
             self.queue.set_flag("free_memory", free_memory)
+        if (unload or free_memory) and self.faults.value("oom_until_free"):
+            # The memory that ran out is back: the out-of-memory fault ends (README, fault switches).
+            self.faults.remove_keys("oom_on_class", "oom_on_node", "oom_until_free")
+            log.info("[emulator] memory freed: the out-of-memory fault is over")
         return web.Response(status=200)
 
     async def get_history(self, request: web.Request) -> web.StreamResponse:
@@ -467,31 +602,101 @@ class EmulatorServer:
 
     # ------------------------------------------------------------------ jobs (19, 21)
     async def jobs(self, request: web.Request) -> web.StreamResponse:
+        """Parameter checks of GET /api/jobs (0.8.0 server.py L704-800; unchanged in newer L761-857)."""
         query = request.rel_url.query
         statuses: list[str] | None = None
-        if "status" in query:
-            statuses = [s.strip() for s in query["status"].split(",") if s.strip()]
-            bad = [s for s in statuses if s not in VALID_STATUSES]
+        allowed = valid_statuses(self.newer)
+        if query.get("status"):
+            statuses = [s.strip().lower() for s in query["status"].split(",") if s.strip()]
+            bad = [s for s in statuses if s not in allowed]
             if bad:
-                valid = ", ".join(VALID_STATUSES)
+                valid = ", ".join(allowed)
                 return web.json_response(
                     {"error": f"Invalid status value(s): {', '.join(bad)}. Valid values: {valid}"}, status=400
                 )
-        try:
-            limit = int(query["limit"]) if "limit" in query else None
-            offset = int(query.get("offset", 0))
-        except ValueError:
-            return web.json_response({"error": "limit and offset must be integers"}, status=400)
-        if (limit is not None and limit < 0) or offset < 0:
-            return web.json_response({"error": "limit and offset must be non-negative"}, status=400)
-        sort_order = query.get("sort_order", "desc")
-        return web.json_response(list_jobs(self.queue, statuses, limit, offset, sort_order))
+        sort_by = query.get("sort_by", "created_at").lower()
+        sort_order = query.get("sort_order", "desc").lower()
+        if sort_by not in ("created_at", "execution_duration"):
+            return web.json_response(
+                {"error": "sort_by must be 'created_at' or 'execution_duration'"}, status=400
+            )
+        if sort_order not in ("asc", "desc"):
+            return web.json_response({"error": "sort_order must be 'asc' or 'desc'"}, status=400)
+        limit: int | None = None
+        if "limit" in query:
+            try:
+                limit = int(query["limit"])
+            except ValueError:
+                return web.json_response({"error": "limit must be an integer"}, status=400)
+            if limit <= 0:
+                return web.json_response({"error": "limit must be a positive integer"}, status=400)
+        offset = 0
+        if "offset" in query:
+            try:
+                offset = max(0, int(query["offset"]))
+            except ValueError:
+                return web.json_response({"error": "offset must be an integer"}, status=400)
+        return web.json_response(
+            list_jobs(
+                self.queue,
+                statuses,
+                limit,
+                offset,
+                sort_order,
+                newer=self.newer,
+                sort_by=sort_by,
+                workflow_id=query.get("workflow_id"),
+            )
+        )
 
     async def job(self, request: web.Request) -> web.StreamResponse:
-        detail = job_detail(self.queue, request.match_info["job_id"])
+        detail = job_detail(self.queue, request.match_info["job_id"], newer=self.newer)
         if detail is None:
             return web.json_response({"error": "Job not found"}, status=404)
         return web.json_response(detail)
+
+    def interrupt_if_running(self, prompt_id: str) -> bool:
+        """newer execution.py PromptQueue.interrupt_if_running (L1380): interrupt only if that prompt is
+        still the running one, checked and signalled in one step (one event loop: no gap)."""
+        if any(item.prompt_id == prompt_id for item in self.queue.running_items()):
+            self.executor.interrupt()
+            return True
+        return False
+
+    def _cancel(self, job_id: str) -> bool:
+        """newer server.py _cancel_job_by_id (L884-909) + jobs.cancel_job: running -> interrupt, pending ->
+        removed from the queue (no history entry), finished or unknown -> nothing."""
+        if any(item.prompt_id == job_id for item in self.queue.running_items()):
+            log.info("Cancelling running prompt %s", job_id)
+            return self.interrupt_if_running(job_id)
+        if any(item.prompt_id == job_id for item in self.queue.pending_items()):
+            log.info("Cancelling pending prompt %s", job_id)
+            return self.queue.delete_pending(job_id) or self.interrupt_if_running(job_id)
+        return False
+
+    async def cancel_job(self, request: web.Request) -> web.StreamResponse:
+        """POST /api/jobs/{job_id}/cancel -> 200 {"cancelled": bool} for any id (newer L911-927)."""
+        return web.json_response({"cancelled": self._cancel(request.match_info["job_id"])})
+
+    async def cancel_jobs(self, request: web.Request) -> web.StreamResponse:
+        """POST /api/jobs/cancel {"job_ids": [...]} (newer L929-983): every id must be a canonical UUID."""
+        try:
+            json_data = await request.json()
+        except json.JSONDecodeError:
+            return web.json_response({"error": "Request body must be valid JSON"}, status=400)
+        job_ids = json_data.get("job_ids") if isinstance(json_data, dict) else None
+        if not isinstance(job_ids, list):
+            return web.json_response({"error": "job_ids must be a list"}, status=400)
+        invalid = [j if isinstance(j, str) else repr(j) for j in job_ids if not is_canonical_uuid(j)]
+        if invalid:
+            return web.json_response(
+                {"error": "job_ids contains invalid id(s)", "invalid_ids": invalid}, status=400
+            )
+        cancelled = False
+        for job_id in job_ids:
+            if self._cancel(job_id):
+                cancelled = True
+        return web.json_response({"cancelled": cancelled})
 
     # ------------------------------------------------------------------ files
     async def upload_image(self, request: web.Request) -> web.StreamResponse:
@@ -521,7 +726,13 @@ class EmulatorServer:
         )
         if stored is None:
             return web.Response(status=400)
-        return web.json_response({"name": stored, "subfolder": subfolder, "type": kind})
+        response: dict[str, Any] = {"name": stored, "subfolder": subfolder, "type": kind}
+        if self.assets is not None:
+            # newer server.py image_upload: the registered asset, also for a duplicate upload
+            response["asset"] = await asyncio.to_thread(
+                self.assets.register_upload, os.path.join(directory, subfolder, stored), stored, kind
+            )
+        return web.json_response(response)
 
     def _store_upload(
         self, directory: str, subfolder: str, filename: str, data: bytes, overwrite: bool
@@ -551,11 +762,19 @@ class EmulatorServer:
 
     async def view(self, request: web.Request) -> web.StreamResponse:
         """20_view_variants: 404 missing/no filename, 400 ``..``/unknown type, 403 subfolder traversal."""
-        return await asyncio.to_thread(self._view, dict(request.rel_url.query))
+        return await asyncio.to_thread(
+            self._view, dict(request.rel_url.query), request.headers.get("Sec-Fetch-Dest")
+        )
 
-    def _view(self, query: dict[str, str]) -> web.StreamResponse:
+    def _view(self, query: dict[str, str], fetch_dest: str | None = None) -> web.StreamResponse:
         if "filename" not in query:
             return web.Response(status=404)
+        if self.newer and query["filename"].startswith("blake3:"):
+            # newer server.py view_image: an asset hash names an uploaded file (404 with assets off)
+            found = self.assets.path_for_hash(query["filename"]) if self.assets is not None else None
+            if found is None:
+                return web.Response(status=404)
+            return self._file_response(found, os.path.basename(found), fetch_dest)
         filename, output_dir = self.folders.annotated_filepath(query["filename"])
         if not filename:
             return web.Response(status=400)
@@ -602,7 +821,30 @@ class EmulatorServer:
             buf = io.BytesIO()
             out_img.save(buf, format="PNG")
             return web.Response(body=buf.getvalue(), content_type="image/png", headers=disposition)
+        if self.newer:
+            return self._file_response(path, filename, fetch_dest)
         content_type = content_type_for(filename) or "application/octet-stream"
         if content_type in DOWNLOAD_ONLY_TYPES:
             content_type = "application/octet-stream"
         return web.FileResponse(path, headers={**disposition, "Content-Type": content_type})
+
+    def _file_response(self, path: str, filename: str, fetch_dest: str | None) -> web.StreamResponse:
+        """newer server.py view_image: ``X-Content-Type-Options: nosniff`` on every file; dangerous types
+        (HTML, JS, CSS, XML, SVG, message/rfc822) as an octet-stream attachment, except an SVG that an
+        <img> asks for (``Sec-Fetch-Dest: image``), and then not cacheable across destinations."""
+        content_type = content_type_for(filename) or "application/octet-stream"
+        safe = filename.replace("\\", "\\\\").replace('"', '\\"')
+        disposition = f'filename="{safe}"'
+        headers = {"X-Content-Type-Options": "nosniff"}
+        if _is_dangerous(content_type):
+            headers["Vary"] = "Sec-Fetch-Dest"
+            headers["Cache-Control"] = "no-store"
+            svg_for_img = (
+                fetch_dest == "image" and content_type.split(";")[0].strip().lower() == "image/svg+xml"
+            )
+            if not svg_for_img:
+                content_type = "application/octet-stream"
+                disposition = f'attachment; filename="{safe}"'
+        headers["Content-Disposition"] = disposition
+        headers["Content-Type"] = content_type
+        return web.FileResponse(path, headers=headers)

@@ -13,6 +13,13 @@ Every error shape here is taken from 12_validation_errors (400 bodies) and 13_pa
 * Values are converted in place (INT/FLOAT/STRING/BOOLEAN), so /history shows the converted prompt.
 * Choice lists longer than 20 entries are not echoed: ``input_config`` is ``None`` and the details say
   ``(list of length N)``.
+
+Profile "0.38" (``newer=True``) follows the newer ``execution.py`` @04e2a91433 (spec section 2):
+``missing_node_type`` instead of ``invalid_prompt`` (L1157, L1174), a clean ``dependency_cycle`` error on
+every node of a cycle (L862) instead of 0.8.0's runaway recursion, ``repr()`` in ``value_not_in_list``
+details (L1086), multiselect combos and unchecked ``remote_combo`` options (L1063), and the new wording of
+``bad_linked_input`` (L932).  Loop validation (``validate_loops``) is not emulated: the catalogue (0.8.0's
+object_info.json) has no loop nodes.
 """
 
 from __future__ import annotations
@@ -92,9 +99,10 @@ ValidationResult = tuple[bool, list[dict[str, Any]], Any]
 
 
 class Validator:
-    def __init__(self, catalog: Catalog, folders: FolderPaths) -> None:
+    def __init__(self, catalog: Catalog, folders: FolderPaths, newer: bool = False) -> None:
         self.catalog = catalog
         self.folders = folders
+        self.newer = newer
 
     # ------------------------------------------------------------------ prompt level
     def validate_prompt(
@@ -106,6 +114,8 @@ class Validator:
         for node_id in prompt:
             node = prompt[node_id]
             if "class_type" not in node:
+                if self.newer:
+                    return False, self._missing_node_type(node_id, node, None), [], {}
                 return (
                     False,
                     {
@@ -120,6 +130,8 @@ class Validator:
             class_type = node["class_type"]
             hash(class_type)  # unhashable class_type -> TypeError -> 500, as in ComfyUI
             if class_type not in self.catalog:
+                if self.newer:
+                    return False, self._missing_node_type(node_id, node, class_type), [], {}
                 return (
                     False,
                     {
@@ -155,7 +167,7 @@ class Validator:
         validated: dict[Any, ValidationResult] = {}
         for output_id in outputs:
             try:
-                result = self.validate_inputs(prompt, output_id, validated, set())
+                result = self.validate_inputs(prompt, output_id, validated, [])
                 valid, reasons = result[0], result[1]
             except _ValidationException as failure:
                 valid = False
@@ -202,15 +214,41 @@ class Validator:
             )
         return True, None, good_outputs, node_errors
 
+    @staticmethod
+    def _missing_node_type(node_id: Any, node: Any, class_type: Any) -> dict[str, Any]:
+        """newer execution.py @04e2a91433 validate_prompt L1150-1185: the node's title (``_meta.title``)
+        names it; without a title, the class (or ``ID #<id>`` when the class is missing too)."""
+        meta = node.get("_meta", {}) if isinstance(node, dict) else {}
+        meta = meta if isinstance(meta, dict) else {}
+        if class_type is None:
+            title = meta.get("title")
+            message = (
+                f"Node '{title or f'ID #{node_id}'}' has no class_type. The workflow may be corrupted or a "
+                "custom node is missing."
+            )
+        else:
+            title = meta.get("title", class_type)
+            message = f"Node '{title}' not found. The custom node may not be installed."
+        return {
+            "type": "missing_node_type",
+            "message": message,
+            "details": f"Node ID '#{node_id}'",
+            "extra_info": {"node_id": node_id, "class_type": class_type, "node_title": title},
+        }
+
     # ------------------------------------------------------------------ node level
     def validate_inputs(
-        self, prompt: Any, unique_id: Any, validated: dict[Any, ValidationResult], active: set[Any]
+        self, prompt: Any, unique_id: Any, validated: dict[Any, ValidationResult], active: list[Any]
     ) -> ValidationResult:
+        """``active``: the nodes being validated further up (ComfyUI 0.38's ``visiting`` list)."""
         if unique_id in validated:
             return validated[unique_id]
         if unique_id in active:
+            if self.newer:
+                return self._cycle(prompt, unique_id, validated, active)
+            # 0.8.0 has no cycle check: validate_inputs recurses until Python's recursion limit.
             raise _ValidationException(RecursionError("maximum recursion depth exceeded"), [TB_GENERIC])
-        active.add(unique_id)
+        active.append(unique_id)
         try:
             return self._validate_inputs(prompt, unique_id, validated, active)
         except _ValidationException:
@@ -218,10 +256,34 @@ class Validator:
         except Exception as exc:  # anything else behaves like an uncaught exception in ComfyUI
             raise _ValidationException(exc, [TB_GENERIC]) from exc
         finally:
-            active.discard(unique_id)
+            active.pop()
+
+    @staticmethod
+    def _cycle(
+        prompt: Any, unique_id: Any, validated: dict[Any, ValidationResult], active: list[Any]
+    ) -> ValidationResult:
+        """newer execution.py @04e2a91433 L848-876: every node of the cycle gets a ``dependency_cycle``
+        error naming the path, e.g. ``3 (ImageInvert) -> 4 (ImageBlur) -> 3 (ImageInvert)``."""
+        path = [*active[active.index(unique_id) :], unique_id]
+        cycle_nodes = list(dict.fromkeys(path))
+        details = " -> ".join(f"{node_id} ({prompt[node_id]['class_type']})" for node_id in path)
+        for node_id in cycle_nodes:
+            validated[node_id] = (
+                False,
+                [
+                    {
+                        "type": "dependency_cycle",
+                        "message": "Dependency cycle detected",
+                        "details": details,
+                        "extra_info": {"node_id": node_id, "cycle_nodes": cycle_nodes},
+                    }
+                ],
+                node_id,
+            )
+        return validated[unique_id]
 
     def _validate_inputs(
-        self, prompt: Any, unique_id: Any, validated: dict[Any, ValidationResult], active: set[Any]
+        self, prompt: Any, unique_id: Any, validated: dict[Any, ValidationResult], active: list[Any]
     ) -> ValidationResult:
         node = prompt[unique_id]
         try:
@@ -255,7 +317,7 @@ class Validator:
                     errors.append(
                         {
                             "type": "bad_linked_input",
-                            "message": "Bad linked input, must be a length-2 list of [string, int]",
+                            "message": self._bad_link_message,
                             "details": f"{name}",
                             "extra_info": {"input_name": name, "input_config": info, "received_value": val},
                         }
@@ -372,19 +434,30 @@ class Validator:
                 )
                 continue
             if isinstance(input_type, list) or input_type == "COMBO":
+                if self.newer and input_type == "COMBO" and extra.get("remote_combo"):
+                    continue  # newer L1063: options are fetched by the frontend, not checked here
                 options = input_type if isinstance(input_type, list) else extra.get("options", [])
-                if val not in options:
+                if self.newer and extra.get("multiselect", False) and isinstance(val, list):
+                    invalid = [v for v in val if v not in options]
+                else:
+                    invalid = [val] if val not in options else []
+                if invalid:
                     input_config: Any = info
                     if len(options) > 20:
                         list_info = f"(list of length {len(options)})"
                         input_config = None
                     else:
                         list_info = str(options)
+                    if self.newer:  # newer L1086: repr() of each invalid value
+                        shown = ", ".join(repr(v) for v in invalid)
+                        details = f"{name}: {shown} not in {list_info}"
+                    else:
+                        details = f"{name}: '{val}' not in {list_info}"
                     errors.append(
                         {
                             "type": "value_not_in_list",
                             "message": "Value not in list",
-                            "details": f"{name}: '{val}' not in {list_info}",
+                            "details": details,
                             "extra_info": {
                                 "input_name": name,
                                 "input_config": input_config,
@@ -412,5 +485,19 @@ class Validator:
         result: ValidationResult = (
             (False, errors, unique_id) if errors or valid is not True else (True, [], unique_id)
         )
+        if self.newer and unique_id in validated:
+            # newer L1136-1142: a cycle found further down already put an error on this node; join them.
+            earlier = validated[unique_id]
+            result = (
+                bool(earlier[0]) and valid is True and not errors,
+                earlier[1] + [e for e in errors if e not in earlier[1]],
+                unique_id,
+            )
         validated[unique_id] = result
         return result
+
+    @property
+    def _bad_link_message(self) -> str:
+        if self.newer:  # newer L932
+            return "Bad linked input, must be a length-2 list of [node_id, slot_index]"
+        return "Bad linked input, must be a length-2 list of [string, int]"
