@@ -45,9 +45,14 @@ def main() -> None:
 
     import runpod  # imported after RUNPOD_LOG_LEVEL is settled
 
-    from .handler import make_handler
+    from .handler import make_concurrency_modifier, make_handler
+    from .runpod_intake import use_prompt_intake
 
-    runpod.serverless.start({"handler": make_handler(worker)})
+    use_prompt_intake()
+
+    runpod.serverless.start(
+        {"handler": make_handler(worker), "concurrency_modifier": make_concurrency_modifier(settings)}
+    )
 
 
 if __name__ == "__main__":

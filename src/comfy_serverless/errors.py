@@ -63,6 +63,19 @@ class ExecutionError(JobError):
     error_type = "execution_error"
 
 
+class OutOfMemoryError(ExecutionError):
+    """A node ran out of GPU or CPU memory, also when the worker tried it again with memory freed."""
+
+    error_type = "out_of_memory"
+
+
+class GpuFaultError(ExecutionError):
+    """CUDA reported an error that leaves the GPU unusable (illegal memory access, device-side assert):
+    the worker asks to be replaced."""
+
+    error_type = "gpu_error"
+
+
 class DiskFullError(ExecutionError):
     """ComfyUI or the worker ran out of disk space."""
 

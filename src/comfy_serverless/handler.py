@@ -17,6 +17,7 @@ from runpod.serverless.modules.rp_http import send_result
 from .delivery.storage import StorageConfig
 from .errors import JobError
 from .logs import job_id_var
+from .settings import Settings
 from .worker import Worker
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,15 @@ class ProgressReporter:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+
+
+def make_concurrency_modifier(settings: Settings) -> Callable[[int], int]:
+    """RunPod asks this before taking jobs: how many this worker may hold at once (CONCURRENCY)."""
+
+    def concurrency_modifier(current: int) -> int:
+        return settings.concurrency
+
+    return concurrency_modifier
 
 
 def make_handler(worker: Worker) -> Handler:

@@ -143,6 +143,25 @@ class Settings(BaseSettings):
     progress_interval: Annotated[
         float, Field(ge=0, description="Minimum seconds between two progress reports to RunPod.")
     ] = 0.5
+    concurrency: Annotated[
+        int,
+        Field(
+            ge=1,
+            le=64,
+            description="Jobs one worker takes at the same time (RunPod's `concurrency_modifier`). ComfyUI "
+            "runs one prompt at a time; above 1 the next job downloads its inputs while the current one "
+            "runs, and the last one's outputs are encoded or uploaded while the next one runs.",
+        ),
+    ] = 1
+    warmup: Annotated[
+        str | None,
+        Field(
+            description="Run once after ComfyUI's first boot so the first real job finds its models loaded: "
+            "a template name, a JSON file (a job input, or a workflow in API or editor format), or inline "
+            "job-input JSON. Its outputs are discarded; the start-up summary reports its duration; a "
+            "failure is logged and the worker still takes jobs.",
+        ),
+    ] = None
     output_format: Annotated[
         OutputFormat,
         Field(description="`native`, or `worker-comfyui` for that worker's exact result shape."),

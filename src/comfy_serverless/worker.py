@@ -21,6 +21,8 @@ from .comfy.process import ComfySupervisor
 from .comfy.validation import ModelHint
 from .delivery.storage import StorageConfig, StoreCache
 from .jobs.runner import JobRunner, ProgressReport
+from .jobs.warmup import WarmupReport, run_warmup
+from .logs import job_id_var
 from .media.files import ComfyFiles
 from .media.inputs import InputFetcher
 from .provisioning import (
@@ -67,6 +69,8 @@ class Worker:
         self._started = threading.Event()
         self.supervisor: ComfySupervisor | None = None
         self.runner: JobRunner | None = None
+        #: How the WARMUP job went (None until it ran, or without WARMUP).
+        self.warmup: WarmupReport | None = None
 
     def _run_loop(self) -> None:
         asyncio.set_event_loop(self.loop)
@@ -145,6 +149,8 @@ class Worker:
             except Exception as exc:  # the summary is informative; never let it break the worker
                 log.warning("Could not read /system_stats for the start-up summary: %s", exc)
                 stats = {}
+            if self.settings.warmup:
+                self.warmup = await self._warm_up(self.settings.warmup)
             if self._volume_task is not None:
                 await self._volume_task  # the summary includes the volume diagnosis
             folders = await asyncio.to_thread(count_model_files, self.model_paths)
@@ -156,10 +162,26 @@ class Worker:
                     model_folders=folders,
                     volume=self.volume,
                     boot_seconds=supervisor.last_boot_seconds,
+                    warmup=self.warmup.summary_line() if self.warmup is not None else None,
                 ),
             )
 
         self._summary_task = asyncio.get_running_loop().create_task(report())
+
+    async def _warm_up(self, spec: str) -> WarmupReport:
+        """Run the WARMUP job like any other (jobs arriving meanwhile queue behind it in ComfyUI),
+        its outputs removed unsent."""
+        runner = self.runner
+        assert runner is not None
+        token = job_id_var.set("warmup")
+        try:
+            return await run_warmup(
+                spec,
+                runner.templates.names(),
+                lambda job_input: runner.run("warmup", job_input, deliver_outputs=False),
+            )
+        finally:
+            job_id_var.reset(token)
 
     def start(self) -> None:
         """Start the core loop and ComfyUI's boot; returns once both are under way."""

@@ -38,6 +38,8 @@ class FakeRunPod:
     port: int = field(default_factory=free_port)
     worker_id: str = "test-worker"
     posts: list[Post] = field(default_factory=list)
+    #: (monotonic time, job id) of each job handed to the worker, in order.
+    taken: list[tuple[float, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._jobs: list[dict[str, Any]] = []
@@ -54,6 +56,7 @@ class FakeRunPod:
         self._arrived = asyncio.Event()
         app = web.Application()
         app.router.add_get("/job-take/{worker}", self._take)
+        app.router.add_get("/job-take-batch/{worker}", self._take_batch)
         app.router.add_get("/job-stop/{worker}", self._stop)
         app.router.add_post("/job-done/{worker}/{job}", self._done)
         self._runner = web.AppRunner(app)
@@ -77,7 +80,19 @@ class FakeRunPod:
     async def _take(self, request: web.Request) -> web.Response:
         if not await self._wait_for(self._jobs, 0.5):
             return web.Response(status=204)
-        return web.json_response(self._jobs.pop(0))
+        job = self._jobs.pop(0)
+        self.taken.append((time.monotonic(), job["id"]))
+        return web.json_response(job)
+
+    async def _take_batch(self, request: web.Request) -> web.Response:
+        """The SDK asks for up to ``batch_size`` jobs when it has that many free slots (concurrency)."""
+        if not await self._wait_for(self._jobs, 0.5):
+            return web.Response(status=204)
+        count = max(1, int(request.query.get("batch_size", "1")))
+        jobs, self._jobs[:] = self._jobs[:count], self._jobs[count:]
+        now = time.monotonic()
+        self.taken.extend((now, job["id"]) for job in jobs)
+        return web.json_response(jobs)
 
     async def _stop(self, request: web.Request) -> web.Response:
         if not await self._wait_for(self._stops, 0.5):
@@ -119,6 +134,9 @@ class FakeRunPod:
 
     def cancel(self, job_id: str) -> None:
         self._loop.call_soon_threadsafe(self._add, self._stops, job_id)
+
+    def taken_at(self, job_id: str) -> float:
+        return next(at for at, taken in list(self.taken) if taken == job_id)
 
     def posts_for(self, job_id: str) -> list[Post]:
         return [p for p in list(self.posts) if p.job_id == job_id]

@@ -89,6 +89,13 @@ class ExecutionFailed(JobFailed):
     error_types = ("execution_error",)
 
 
+class OutOfMemory(ExecutionFailed):
+    """A node ran out of GPU or CPU memory, also on the worker's one retry with ComfyUI's models and
+    cache freed: the workflow needs less memory (resolution, batch size, frames) or a larger GPU."""
+
+    error_types = ("out_of_memory",)
+
+
 class DiskFull(ExecutionFailed):
     """ComfyUI or the worker ran out of disk space."""
 
@@ -137,6 +144,13 @@ class ComfyUICrashed(WorkerUnavailable):
     error_types = ("comfyui_crashed",)
 
 
+class GpuFault(WorkerUnavailable):
+    """CUDA reported an error that leaves the worker's GPU unusable (illegal memory access,
+    device-side assert); the worker asked RunPod to replace it, so a retry runs elsewhere."""
+
+    error_types = ("gpu_error",)
+
+
 _JOB_ERRORS: dict[str, type[JobFailed]] = {
     error_type: cls
     for cls in (
@@ -144,6 +158,7 @@ _JOB_ERRORS: dict[str, type[JobFailed]] = {
         InvalidWorkflow,
         WorkflowValidationFailed,
         ExecutionFailed,
+        OutOfMemory,
         DiskFull,
         InputStagingFailed,
         OutputFailed,
@@ -151,6 +166,7 @@ _JOB_ERRORS: dict[str, type[JobFailed]] = {
         JobTimedOut,
         WorkerUnavailable,
         ComfyUICrashed,
+        GpuFault,
     )
     for error_type in cls.error_types
 }

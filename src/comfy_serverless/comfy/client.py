@@ -387,6 +387,11 @@ class ComfyClient:
             return None
         return bool(answer.get("cancelled")) if isinstance(answer, dict) else None
 
+    async def free_memory(self) -> None:
+        """Unload every model and drop the output cache (POST /free). ComfyUI does it between prompts,
+        before it runs the next one in its queue."""
+        await self._ok("POST", "/free", json={"unload_models": True, "free_memory": True})
+
     async def queued_prompt_ids(self) -> set[str]:
         """Ids of the prompts running or waiting in ComfyUI's queue (19_queue_delete_clear)."""
         result = await self._json("GET", "/queue")

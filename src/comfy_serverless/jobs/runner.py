@@ -24,6 +24,7 @@ from ..comfy.client import (
     PromptTracker,
     RejectedPrompt,
 )
+from ..comfy.failures import FailureKind, classify_failure
 from ..comfy.process import ComfySupervisor
 from ..comfy.validation import ModelHint, describe_rejection
 from ..delivery.archive import archive_outputs
@@ -33,10 +34,12 @@ from ..errors import (
     ComfyUnavailableError,
     DiskFullError,
     ExecutionError,
+    GpuFaultError,
     InputStagingError,
     InvalidInputError,
     JobError,
     JobTimeoutError,
+    OutOfMemoryError,
     OutputError,
     WorkflowValidationError,
     seconds_text,
@@ -74,6 +77,10 @@ class _JobState:
     template: str | None = None
     abandoned: bool = False
     timings: dict[str, float] = field(default_factory=dict)
+    #: Every prompt the job queued (a retry after running out of memory queues a second one).
+    prompt_ids: list[str] = field(default_factory=list)
+    #: Why and where the prompt was run a second time, for the result.
+    retried: dict[str, Any] | None = None
 
 
 def _input_sources(job: JobInput, media: list[MediaFile]) -> list[InputSource]:
@@ -133,9 +140,11 @@ class JobRunner:
         on_progress: ProgressReport | None = None,
         *,
         storage: StorageConfig | None = None,
+        deliver_outputs: bool = True,
     ) -> dict[str, Any]:
         """Run one job; returns its result or raises JobError. ``storage`` is the job's own bucket and
-        credentials, used instead of the worker's for its uploads and s3:// inputs."""
+        credentials, used instead of the worker's for its uploads and s3:// inputs. Without
+        ``deliver_outputs`` (the warm-up) the outputs are counted and removed, never encoded or sent."""
         job_id_var.set(job_id)
         started = time.monotonic()
         job = parse_job_input(raw_input)
@@ -144,7 +153,7 @@ class JobRunner:
         report = on_progress or (lambda _: None)
         try:
             async with asyncio.timeout(timeout):
-                result = await self._run(job_id, job, state, report, storage)
+                result = await self._run(job_id, job, state, report, storage, deliver_outputs)
         except TimeoutError:
             self._abandon(state)
             raise JobTimeoutError(
@@ -192,6 +201,7 @@ class JobRunner:
         state: _JobState,
         report: ProgressReport,
         storage: StorageConfig | None,
+        deliver_outputs: bool = True,
     ) -> dict[str, Any]:
         state.timings["comfyui_wait_ms"] = 0.0
         if job.template is not None or (job.workflow is not None and is_editor_workflow(job.workflow)):
@@ -248,8 +258,13 @@ class JobRunner:
         ui_outputs = outcome.outputs if outcome.from_history else await self._history_outputs(state)
         files_out, texts = collect_outputs(ui_outputs)
         state.files = files_out
-        result = await self._deliver(job_id, job, state, files_out, texts, warnings, store)
+        if deliver_outputs:
+            result = await self._deliver(job_id, job, state, files_out, texts, warnings, store)
+        else:
+            result = {"outputs": len(files_out) + len(texts), "warnings": warnings}
         state.timings["output_encoding_ms"] = _ms(time.monotonic() - t_out)
+        if state.retried is not None:
+            result["retried"] = state.retried
         return result
 
     async def _wait_for_comfyui(self, state: _JobState, report: ProgressReport) -> None:
@@ -308,9 +323,59 @@ class JobRunner:
     async def _execute(
         self, job: JobInput, state: _JobState, report: ProgressReport
     ) -> tuple[PromptOutcome, float, list[str]]:
+        """Run the prompt; once more, with ComfyUI's models and cache freed, when a node ran out of
+        memory (a model left loaded by an earlier job, or cached outputs, can be what tipped it over)."""
+        prepared = state.prepared
+        assert prepared is not None
+        outcome, queued_at, warnings = await self._run_prompt(job, state, report)
+        if outcome.status == "error" and classify_failure(outcome.failure) is FailureKind.OUT_OF_MEMORY:
+            failure = outcome.failure
+            assert failure is not None
+            node_type = failure.node_type or prepared.class_types.get(failure.node_id or "", "?")
+            state.retried = {
+                "reason": "out_of_memory",
+                "node_id": failure.node_id,
+                "node_type": node_type,
+                "error": f"{failure.exception_type}: {failure.exception_message.strip()}",
+            }
+            log.warning(
+                "Node %s (%s) ran out of memory; freeing ComfyUI's models and cache and running the "
+                "workflow once more",
+                failure.node_id,
+                node_type,
+            )
+            state.stage = "freeing memory"
+            await self._free_memory()
+            report({"stage": "retrying", "reason": "out_of_memory"})
+            outcome, queued_at, warnings = await self._run_prompt(job, state, report)
+        if outcome.status == "error":
+            raise await self._execution_error(outcome, prepared, retried=state.retried is not None)
+        if outcome.status == "interrupted":
+            node = outcome.interrupted.node_id if outcome.interrupted else None
+            raise ExecutionError(
+                f"ComfyUI interrupted the workflow at node {node} "
+                f"({prepared.class_types.get(str(node), '?')}) without the worker asking for it",
+                details={"node_id": node},
+            )
+        return outcome, queued_at, warnings
+
+    async def _free_memory(self) -> None:
+        try:
+            await self.client.free_memory()
+        except ComfyHTTPError as exc:
+            # The retry may still fit: ComfyUI itself unloads its models after an out-of-memory error.
+            log.warning("ComfyUI refused to free memory (POST /free): %s", exc)
+        except ComfyConnectionError as exc:
+            raise self._unavailable("freeing memory after an out-of-memory error", exc) from exc
+
+    async def _run_prompt(
+        self, job: JobInput, state: _JobState, report: ProgressReport
+    ) -> tuple[PromptOutcome, float, list[str]]:
+        """Queue the prepared prompt and follow it to its end (success, failure or interruption)."""
         prepared = state.prepared
         assert prepared is not None
         prompt_id = str(uuid.uuid4())
+        state.prompt_ids.append(prompt_id)
         total = len(prepared.prompt)
         state.tracker = tracker = self.client.track(
             prompt_id, self._progress_forwarder(prepared, total, report)
@@ -328,6 +393,7 @@ class JobRunner:
         if isinstance(answer, RejectedPrompt):
             self.client.forget(prompt_id)
             state.tracker = None
+            state.prompt_ids.remove(prompt_id)  # never queued: nothing to delete from the history
             await self._fill_long_choice_lists(answer.node_errors, prepared)
             # Model hints walk the model folders: in a thread, off the loop.
             raise await asyncio.to_thread(
@@ -363,15 +429,6 @@ class JobRunner:
         finally:
             if tracker.done:
                 self.client.forget(prompt_id)
-        if outcome.status == "error":
-            raise await self._execution_error(outcome, prepared)
-        if outcome.status == "interrupted":
-            node = outcome.interrupted.node_id if outcome.interrupted else None
-            raise ExecutionError(
-                f"ComfyUI interrupted the workflow at node {node} "
-                f"({prepared.class_types.get(str(node), '?')}) without the worker asking for it",
-                details={"node_id": node},
-            )
         return outcome, queued_at, warnings
 
     async def _class_inputs(self, class_type: str) -> dict[str, Any] | None:
@@ -424,7 +481,9 @@ class JobRunner:
 
         return forward
 
-    async def _execution_error(self, outcome: PromptOutcome, prepared: PreparedWorkflow) -> JobError:
+    async def _execution_error(
+        self, outcome: PromptOutcome, prepared: PreparedWorkflow, *, retried: bool = False
+    ) -> JobError:
         failure = outcome.failure
         if failure is None:
             return ExecutionError("ComfyUI reported the workflow as failed without saying why")
@@ -447,6 +506,32 @@ class JobRunner:
                 details["free_bytes"] = free
             return DiskFullError(
                 f"Node {failure.node_id} ({node_type}) ran out of disk space: {failure.exception_type}: {message}",
+                details=details,
+            )
+        kind = classify_failure(failure)
+        if kind is FailureKind.GPU_FAULT:
+            # The CUDA context is lost: every later prompt on this GPU fails the same way. RunPod
+            # replaces the worker; where nobody does (local, HTTP service), a fresh ComfyUI starts.
+            self._in_background(
+                self.supervisor.restart(f"CUDA reported an unrecoverable error in node {failure.node_id}")
+            )
+            return GpuFaultError(
+                f"Node {failure.node_id} ({node_type}) failed: {failure.exception_type}: {message}. "
+                "This GPU cannot run anything more; the worker asks to be replaced",
+                details=details,
+                refresh_worker=True,
+            )
+        if kind is FailureKind.OUT_OF_MEMORY:
+            details["retried"] = retried
+            return OutOfMemoryError(
+                f"Node {failure.node_id} ({node_type}) ran out of memory"
+                + (
+                    " again after the worker freed ComfyUI's models and cache and ran it once more"
+                    if retried
+                    else ""
+                )
+                + f": {failure.exception_type}: {message}. Lower the resolution, batch size or frame count, "
+                "or use a GPU with more memory",
                 details=details,
             )
         return ExecutionError(
@@ -594,14 +679,16 @@ class JobRunner:
         """Remove the job's inputs, outputs and scratch files from disk, and its entry from ComfyUI's
         history (in the background: the result need not wait for it)."""
         await self.files.remove(state.job_folder, state.files)
-        if state.tracker is not None:
-            self._in_background(self._forget_history(state.tracker.prompt_id))
+        if state.prompt_ids:
+            self._in_background(self._forget_history(state.prompt_ids))
 
-    async def _forget_history(self, prompt_id: str) -> None:
+    async def _forget_history(self, prompt_ids: list[str]) -> None:
         try:
-            await self.client.delete_history([prompt_id])
+            await self.client.delete_history(prompt_ids)
         except ComfyHTTPError as exc:
-            log.warning("ComfyUI refused to delete prompt %s from its history: %s", prompt_id, exc)
+            log.warning(
+                "ComfyUI refused to delete prompt(s) %s from its history: %s", ", ".join(prompt_ids), exc
+            )
         except ComfyConnectionError:
             pass  # ComfyUI is gone; its history went with it
 

@@ -116,13 +116,14 @@ def build_startup_summary(
     model_folders: Sequence[FolderCount],
     volume: VolumeReport | None = None,
     boot_seconds: float | None = None,
+    warmup: str | None = None,
 ) -> str:
     """The start-up block the worker logs once ComfyUI answers.
 
     ``system_stats`` is ComfyUI's ``GET /system_stats`` body; ``custom_nodes`` comes from
     :func:`parse_custom_node_log` over ComfyUI's boot output; ``model_folders`` from
     :func:`comfy_serverless.provisioning.count_model_files`; ``volume`` from
-    :func:`comfy_serverless.provisioning.diagnose_volume`.
+    :func:`comfy_serverless.provisioning.diagnose_volume`; ``warmup`` is the warm-up job's line.
     """
     lines = ["===== comfy-serverless start-up ====="]
     system = (system_stats or {}).get("system") or {}
@@ -133,6 +134,8 @@ def build_startup_summary(
         f"Python {str(system.get('python_version', 'unknown')).split(' ')[0]}"
     )
     lines.extend(describe_devices(system_stats))
+    if warmup is not None:
+        lines.append(warmup)
 
     if custom_nodes is None or (not custom_nodes.seen and not custom_nodes.failed):
         lines.append("Custom nodes: none reported in ComfyUI's boot log")
