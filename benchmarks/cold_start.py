@@ -1,13 +1,15 @@
 """Cold start: does the worker make ComfyUI's boot any longer? Measured side by side in one run.
 
 For each round, alternating:
-  comfyui - start ComfyUI alone (same arguments the worker uses), poll /system_stats until it answers,
-            then run one tiny prompt through POST /prompt + WebSocket: time to first result;
+  comfyui - start ComfyUI alone (same arguments the worker uses), poll /system_stats until it answers
+            (time to first /system_stats: ComfyUI's own boot), then run one tiny prompt through
+            POST /prompt + WebSocket: time to first result;
   worker  - start `python -m comfy_serverless --rp_serve_api`, POST one tiny job to /runsync as soon as
             the API answers (the job waits for ComfyUI's boot): time to first result.
 Backend: the emulator by default; a real ComfyUI when COMFYUI_DIR is set (COMFYUI_PYTHON, COMFYUI_ARGS).
 
-Usage: python benchmarks/cold_start.py [--rounds 3]
+Usage: python benchmarks/cold_start.py [--rounds 3] [--json FILE]
+(--json also writes the figures to FILE; benchmarks/suite.py reads them from there.)
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import requests
@@ -65,7 +68,8 @@ async def first_prompt(base: str) -> None:
                 return
 
 
-def comfyui_alone() -> float:
+def comfyui_alone() -> tuple[float, float]:
+    """ComfyUI started alone: seconds to its first /system_stats answer, and to its first tiny result."""
     comfy_dir, python, extra = backend()
     port = free_port()
     data = Path(tempfile.mkdtemp(prefix="cold-comfy-"))
@@ -84,8 +88,9 @@ def comfyui_alone() -> float:
                     break
             except requests.ConnectionError:
                 time.sleep(0.05)
+        answered = time.perf_counter() - started
         asyncio.run(first_prompt(base))
-        return time.perf_counter() - started
+        return answered, time.perf_counter() - started
     finally:
         proc.terminate()
         proc.wait(30)
@@ -112,25 +117,62 @@ def worker_cold() -> float:
         worker.stop()
 
 
-def main(rounds: int) -> None:
-    results: dict[str, list[float]] = {"comfyui alone": [], "worker": []}
+def measure(rounds: int) -> dict[str, Any]:
+    """Alternating rounds; every run's seconds, per path, and their medians."""
+    runs: dict[str, list[float]] = {
+        "comfyui_system_stats": [],
+        "comfyui_first_result": [],
+        "worker_first_result": [],
+    }
     for _ in range(rounds):
-        results["comfyui alone"].append(comfyui_alone())
-        results["worker"].append(worker_cold())
-    base = statistics.median(results["comfyui alone"])
+        answered, first = comfyui_alone()
+        runs["comfyui_system_stats"].append(answered)
+        runs["comfyui_first_result"].append(first)
+        runs["worker_first_result"].append(worker_cold())
     name = "real ComfyUI " + os.environ["COMFYUI_DIR"] if os.environ.get("COMFYUI_DIR") else "the emulator"
-    print(f"\nprocess start -> first tiny result, {rounds} rounds each, alternating, against {name}\n")
-    print("| path          | runs (s)                 | median s | median - alone s | median / alone |")
-    print("| ------------- | ------------------------ | -------- | ---------------- | -------------- |")
-    for label, values in results.items():
-        median = statistics.median(values)
-        runs = ", ".join(f"{v:.2f}" for v in values)
-        print(f"| {label:13} | {runs:24} | {median:8.2f} | {median - base:16.2f} | {median / base:14.2f} |")
+    return {
+        "backend": name,
+        "rounds": rounds,
+        "runs_s": runs,
+        "median_s": {label: statistics.median(values) for label, values in runs.items()},
+    }
 
 
-if __name__ == "__main__":
+def report(result: dict[str, Any]) -> None:
+    labels = {
+        "comfyui_system_stats": "comfyui alone, to first /system_stats",
+        "comfyui_first_result": "comfyui alone, to first result",
+        "worker_first_result": "worker, to first result",
+    }
+    base = result["median_s"]["comfyui_first_result"]
+    print(
+        f"\nprocess start -> first answer, {result['rounds']} rounds each, alternating, against {result['backend']}\n"
+    )
+    print(
+        "| path                                  | runs (s)                 | median s | median - alone s | median / alone |"
+    )
+    print(
+        "| ------------------------------------- | ------------------------ | -------- | ---------------- | -------------- |"
+    )
+    for key, label in labels.items():
+        median = result["median_s"][key]
+        runs = ", ".join(f"{v:.2f}" for v in result["runs_s"][key])
+        print(f"| {label:37} | {runs:24} | {median:8.2f} | {median - base:16.2f} | {median / base:14.2f} |")
+    print('\n("alone" is ComfyUI alone to its first result.)')
+
+
+def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--rounds", type=int, default=3)
-    main(parser.parse_args().rounds)
+    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the figures to FILE")
+    args = parser.parse_args()
+    result = measure(args.rounds)
+    report(result)
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

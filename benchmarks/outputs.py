@@ -9,8 +9,15 @@ fresh Python process, so its peak memory is its own:
 Peak RSS growth is the process's high-water mark during the call (reset through /proc/self/clear_refs
 just before it) less its RSS before; clients, imports and a first small upload come before that.
 Targets: uploads grow the worker by less than 64 MB whatever the size; inline by at most 3x the output.
+With --modes view,... a direct baseline runs beside them:
+  view          - what a client of ComfyUI itself does to get the file: GET /view from a ComfyUI (the
+                  emulator, or a real one when COMFYUI_DIR is set) whose output folder holds it, read
+                  into memory over loopback with aiohttp (ComfyUI's own memory is not counted).
+--rounds N repeats every case N times, alternating the modes, and reports medians.
 
-Usage: python benchmarks/outputs.py [--sizes 1,50,200]
+Usage: python benchmarks/outputs.py [--sizes 1,50,200] [--modes inline,inline (old),s3,view] [--rounds 1]
+                                    [--json FILE]
+(--json also writes the figures to FILE; benchmarks/suite.py reads them from there.)
 """
 
 from __future__ import annotations
@@ -21,10 +28,13 @@ import base64
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +43,8 @@ sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO))
 
 MB = 1_000_000
-MODES = ("inline", "inline (old)", "s3")
+MODES = ("inline", "inline (old)", "s3", "view")
+DEFAULT_MODES = "inline,inline (old),s3"
 
 
 def _status_kib(field: str) -> int:
@@ -93,6 +104,22 @@ async def _child(mode: str, path: Path, size: int, endpoint: str, warm: Path) ->
         seconds = time.perf_counter() - started
         growth = meter.growth_bytes()
         assert len(encoded.data) == base64_len(size)
+    elif mode == "view":
+        import aiohttp
+
+        async with aiohttp.ClientSession() as session:
+            view = endpoint + "/view"
+            async with session.get(view, params={"filename": warm.name, "type": "output"}) as response:
+                assert response.status == 200, response.status
+                await response.read()
+            meter.start()
+            started = time.perf_counter()
+            async with session.get(view, params={"filename": path.name, "type": "output"}) as response:
+                assert response.status == 200, response.status
+                data = await response.read()
+            seconds = time.perf_counter() - started
+            growth = meter.growth_bytes()
+        assert len(data) == size
     else:
         meter.start()
         started = time.perf_counter()
@@ -125,9 +152,100 @@ def _random_file(folder: Path, size: int) -> Path:
     return path
 
 
+@contextmanager
+def comfyui(folder: Path) -> Iterator[str]:
+    """ComfyUI (the emulator, or COMFYUI_DIR's) with ``folder`` as its output folder; yields its URL."""
+    import requests
+    from cold_start import backend
+
+    from tests.support.worker_process import free_port
+
+    comfy_dir, python, extra = backend()
+    port = free_port()
+    for kind in ("input", "temp"):
+        (folder.parent / kind).mkdir(exist_ok=True)
+    argv = [python, str(comfy_dir / "main.py"), "--listen", "127.0.0.1", "--port", str(port), "--disable-auto-launch",
+            "--input-directory", str(folder.parent / "input"), "--output-directory", str(folder),
+            "--temp-directory", str(folder.parent / "temp"), *extra]  # fmt: skip
+    proc = subprocess.Popen(argv, cwd=comfy_dir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                if requests.get(url + "/system_stats", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("ComfyUI did not start") from None
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def measure(sizes_mb: list[float], modes: list[str], rounds: int = 1) -> dict[str, Any]:
+    """Every case ``rounds`` times, modes alternating; each run and the medians per size and mode."""
+    from tests.support.s3_server import moto_server
+
+    unknown = set(modes) - set(MODES)
+    if unknown:
+        raise ValueError(f"unknown modes {sorted(unknown)}: choose from {', '.join(MODES)}")
+    sizes = [int(s * MB) for s in sizes_mb]
+    runs: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="outputs-bench-") as tmp:
+        folder = Path(tmp) / "output"
+        folder.mkdir()
+        with (
+            moto_server(buckets=["bench"]) if "s3" in modes else nullcontext() as s3,
+            comfyui(folder) if "view" in modes else nullcontext() as comfy_url,
+        ):
+            endpoints = {"s3": s3.url if s3 else "", "view": comfy_url or ""}
+            for size in sizes:
+                path = _random_file(folder, size)
+                for round_ in range(rounds):
+                    for mode in modes:
+                        result = _run_case(mode, path, endpoints.get(mode, ""))
+                        runs.append({"size": size, "mode": mode, "round": round_, **result})
+                path.unlink()
+    medians = [
+        {
+            "size": size,
+            "mode": mode,
+            "seconds": statistics.median(
+                r["seconds"] for r in runs if r["size"] == size and r["mode"] == mode
+            ),
+            "growth": statistics.median(r["growth"] for r in runs if r["size"] == size and r["mode"] == mode),
+        }
+        for size in sizes
+        for mode in modes
+    ]
+    return {"rounds": rounds, "runs": runs, "medians": medians}
+
+
+def report(result: dict[str, Any]) -> None:
+    if result["rounds"] > 1:
+        print(f"medians of {result['rounds']} rounds, modes alternating")
+    print(f"{'size':>8}  {'mode':<13} {'seconds':>8} {'peak RSS +MB':>13} {'RSS/size':>9}")
+    for row in result["medians"]:
+        size, mode, seconds, growth = row["size"], row["mode"], row["seconds"], row["growth"]
+        print(f"{size / MB:>6.0f}MB  {mode:<13} {seconds:>8.3f} {growth / MB:>13.1f} {growth / size:>9.2f}")
+    print()
+    for row in result["medians"]:
+        size, mode, growth = row["size"], row["mode"], row["growth"]
+        if mode == "s3" and growth >= 64 * MB:
+            print(f"over target: s3 upload of {size / MB:.0f} MB grew RSS by {growth / MB:.1f} MB (< 64 MB)")
+        if mode == "inline" and growth > 3 * size:
+            print(f"over target: inline {size / MB:.0f} MB grew RSS by {growth / size:.2f}x (<= 3x)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="1,50,200", help="output sizes in MB, comma-separated")
+    parser.add_argument("--modes", default=DEFAULT_MODES, help=f"comma-separated, of: {', '.join(MODES)}")
+    parser.add_argument("--rounds", type=int, default=1, help="runs of every case; medians are reported")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the figures to FILE")
     parser.add_argument("--child", nargs=3, metavar=("MODE", "PATH", "ENDPOINT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -139,27 +257,10 @@ def main() -> None:
         warm.unlink()
         return
 
-    from tests.support.s3_server import moto_server
-
-    sizes = [int(float(s) * MB) for s in args.sizes.split(",")]
-    rows: list[tuple[int, str, float, int]] = []
-    with tempfile.TemporaryDirectory(prefix="outputs-bench-") as folder, moto_server(buckets=["bench"]) as s3:
-        for size in sizes:
-            path = _random_file(Path(folder), size)
-            for mode in MODES:
-                result = _run_case(mode, path, s3.url)
-                rows.append((size, mode, result["seconds"], result["growth"]))
-            path.unlink()
-
-    print(f"{'size':>8}  {'mode':<13} {'seconds':>8} {'peak RSS +MB':>13} {'RSS/size':>9}")
-    for size, mode, seconds, growth in rows:
-        print(f"{size / MB:>6.0f}MB  {mode:<13} {seconds:>8.3f} {growth / MB:>13.1f} {growth / size:>9.2f}")
-    print()
-    for size, mode, _, growth in rows:
-        if mode == "s3" and growth >= 64 * MB:
-            print(f"over target: s3 upload of {size / MB:.0f} MB grew RSS by {growth / MB:.1f} MB (< 64 MB)")
-        if mode == "inline" and growth > 3 * size:
-            print(f"over target: inline {size / MB:.0f} MB grew RSS by {growth / size:.2f}x (<= 3x)")
+    result = measure([float(s) for s in args.sizes.split(",")], args.modes.split(","), args.rounds)
+    report(result)
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

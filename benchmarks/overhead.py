@@ -9,7 +9,8 @@ All three use the same ComfyUI, started by the worker: the emulator by default, 
 COMFYUI_DIR is set (COMFYUI_PYTHON, COMFYUI_ARGS as for the worker). Every run uses its own
 filename_prefix, so SaveImage really runs each time in every path.
 
-Usage: python benchmarks/overhead.py [--jobs 200]
+Usage: python benchmarks/overhead.py [--jobs 200] [--json FILE]
+(--json also writes the figures to FILE; benchmarks/suite.py reads them from there.)
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import argparse
 import asyncio
 import json
 import os
+import socket
 import statistics
 import sys
 import tempfile
@@ -71,21 +73,29 @@ class DirectClient:
                 if future is not None and not future.done():
                     future.set_result(None)
 
-    async def run(self, prompt: dict[str, Any]) -> bytes:
+    async def submit(self, prompt: dict[str, Any]) -> str:
+        """Queue a prompt; its end is watched from now on (the WebSocket may report it at once)."""
         prompt_id = str(uuid.uuid4())
-        finished = self.done[prompt_id] = asyncio.get_running_loop().create_future()
+        self.done[prompt_id] = asyncio.get_running_loop().create_future()
         async with self.session.post(
             self.base + "/prompt",
             json={"prompt": prompt, "client_id": self.client_id, "prompt_id": prompt_id},
         ) as response:
             assert response.status == 200, await response.text()
-        await finished
+        return prompt_id
+
+    async def result(self, prompt_id: str, node: str = "2") -> tuple[str, bytes]:
+        """Wait for a submitted prompt, then fetch its first image: (file name, bytes)."""
+        await self.done[prompt_id]
         del self.done[prompt_id]
         async with self.session.get(f"{self.base}/history/{prompt_id}") as response:
             history = await response.json()
-        image = history[prompt_id]["outputs"]["2"]["images"][0]
+        image = history[prompt_id]["outputs"][node]["images"][0]
         async with self.session.get(self.base + "/view", params=image) as response:
-            return await response.read()
+            return str(image["filename"]), await response.read()
+
+    async def run(self, prompt: dict[str, Any]) -> bytes:
+        return (await self.result(await self.submit(prompt)))[1]
 
     async def close(self) -> None:
         self.reader.cancel()
@@ -109,22 +119,28 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-async def main(jobs: int) -> None:
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def measure(jobs: int) -> dict[str, Any]:
+    """Run the benchmark; the figures as a dict (times in ms, RSS in bytes)."""
     data_dir = Path(tempfile.mkdtemp(prefix="overhead-"))
     backend = "real ComfyUI" if os.environ.get("COMFYUI_DIR") else "emulator"
-    env = {"COMFYUI_DIR": str(REPO / "tests" / "emulator"), "COMFYUI_PORT": "18941"} | {
+    env = {"COMFYUI_DIR": str(REPO / "tests" / "emulator"), "COMFYUI_PORT": str(free_port())} | {
         k: v for k, v in os.environ.items() if k.startswith("COMFYUI_")
     }
-    settings = Settings(
-        **{k.lower(): v for k, v in env.items()}, worker_data_dir=data_dir, log_level="WARNING"
-    )
+    fields: dict[str, Any] = {k.lower(): v for k, v in env.items()}
+    settings = Settings(**fields, worker_data_dir=data_dir, log_level="WARNING")
     worker = Worker(settings)
     worker.start()
     await asyncio.to_thread(worker.wait_ready, 300)
     handler = make_handler(worker)
     direct = DirectClient(settings.base_url)
     await direct.open()
-    api_port = 18942
+    api_port = free_port()
     start_runsync_server(handler, api_port)
     api = aiohttp.ClientSession()
     for _ in range(50):
@@ -162,28 +178,58 @@ async def main(jobs: int) -> None:
             await run(i)
             timings[name].append((time.perf_counter() - started) * 1000)
     rss_after = process.memory_info().rss
+    async with direct.session.get(settings.base_url + "/system_stats") as response:
+        system_stats = await response.json()
 
-    base = statistics.median(timings["direct"])
-    print(f"\n{jobs} tiny jobs per path, interleaved, against the {backend} ({settings.base_url})\n")
-    print("| path    | median ms | p90 ms | median - direct ms | median / direct |")
-    print("| ------- | --------- | ------ | ------------------ | --------------- |")
-    for name, values in timings.items():
-        median = statistics.median(values)
-        print(
-            f"| {name:7} | {median:9.2f} | {percentile(values, 0.9):6.2f} | {median - base:18.2f} | {median / base:15.2f} |"
-        )
-    print(
-        f"\nprocess RSS (worker core, handler, API server and the direct client): {rss_before / 1e6:.1f} MB before, "
-        f"{rss_after / 1e6:.1f} MB after {3 * jobs} jobs: {(rss_after - rss_before) / 1e6:+.1f} MB"
-    )
     await api.close()
     await direct.close()
     worker.stop()
+    return {
+        "backend": backend,
+        "base_url": settings.base_url,
+        "jobs": jobs,
+        "paths": {
+            name: {"median_ms": statistics.median(values), "p90_ms": percentile(values, 0.9)}
+            for name, values in timings.items()
+        },
+        "rss_before": rss_before,
+        "rss_after": rss_after,
+        "system_stats": system_stats,
+    }
 
 
-if __name__ == "__main__":
+def report(result: dict[str, Any]) -> None:
+    paths = result["paths"]
+    base = paths["direct"]["median_ms"]
+    print(
+        f"\n{result['jobs']} tiny jobs per path, interleaved, against the {result['backend']} ({result['base_url']})\n"
+    )
+    print("| path    | median ms | p90 ms | median - direct ms | median / direct |")
+    print("| ------- | --------- | ------ | ------------------ | --------------- |")
+    for name, figures in paths.items():
+        median = figures["median_ms"]
+        print(
+            f"| {name:7} | {median:9.2f} | {figures['p90_ms']:6.2f} | {median - base:18.2f} | {median / base:15.2f} |"
+        )
+    before, after = result["rss_before"], result["rss_after"]
+    print(
+        f"\nprocess RSS (worker core, handler, API server and the direct client): {before / 1e6:.1f} MB before, "
+        f"{after / 1e6:.1f} MB after {3 * result['jobs']} jobs: {(after - before) / 1e6:+.1f} MB"
+    )
+
+
+def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--jobs", type=int, default=200)
-    asyncio.run(main(parser.parse_args().jobs))
+    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the figures to FILE")
+    args = parser.parse_args()
+    result = asyncio.run(measure(args.jobs))
+    report(result)
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
