@@ -32,4 +32,19 @@ if [[ -z "${COMFYUI_EXTRA_MODEL_PATHS:-}" ]]; then
     export COMFYUI_EXTRA_MODEL_PATHS
 fi
 
-exec "${worker_python}" -m comfy_serverless "$@"
+# WORKER_MODE: `runpod` (the default) takes jobs from RunPod's queue; `http` serves them itself (a pod,
+# any Docker host) on 0.0.0.0:HTTP_PORT, which then needs HTTP_TOKEN or HTTP_ALLOW_PUBLIC=true.
+# ComfyUI listens on 127.0.0.1 in both.
+case "${WORKER_MODE:-runpod}" in
+    runpod)
+        exec "${worker_python}" -m comfy_serverless "$@"
+        ;;
+    http)
+        exec "${worker_python}" -m comfy_serverless.cli serve \
+            --host "${HTTP_HOST:-0.0.0.0}" --port "${HTTP_PORT:-8000}" "$@"
+        ;;
+    *)
+        echo "WORKER_MODE=${WORKER_MODE} is not a mode: use runpod (the default) or http" >&2
+        exit 2
+        ;;
+esac

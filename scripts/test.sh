@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh
 set -a; source .comfyui.env; set +a
-.venv/bin/ruff check src tests benchmarks
-.venv/bin/ruff format --check src tests benchmarks
+.venv/bin/ruff check src tests benchmarks deploy
+.venv/bin/ruff format --check src tests benchmarks deploy
 .venv/bin/mypy
 .venv/bin/python -m pytest -q "$@"

@@ -11,7 +11,7 @@ import sys
 import tempfile
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -229,6 +229,80 @@ class Settings(BaseSettings):
             "Docker Compose). Unset on RunPod: the worker keeps nothing.",
         ),
     ] = None
+
+    # --- HTTP service ----------------------------------------------------------------------------
+    worker_mode: Annotated[
+        Literal["runpod", "http"],
+        Field(
+            description="What the container runs: `runpod`, the worker on RunPod's job queue; or `http`, "
+            "the HTTP service (`comfy-serverless serve`) on 0.0.0.0:HTTP_PORT, which then needs "
+            "HTTP_TOKEN or HTTP_ALLOW_PUBLIC.",
+        ),
+    ] = "runpod"
+    http_host: Annotated[
+        str,
+        Field(
+            description="Address `comfy-serverless serve` listens on; one other than loopback needs "
+            "HTTP_TOKEN or HTTP_ALLOW_PUBLIC.",
+        ),
+    ] = "127.0.0.1"
+    http_port: Annotated[
+        int, Field(ge=1, le=65535, description="Port `comfy-serverless serve` listens on.")
+    ] = 8000
+    http_token: Annotated[
+        SecretStr | None,
+        Field(
+            description="Bearer token the HTTP service requires on every route but /ready and the docs "
+            "(`Authorization: Bearer <token>`), compared in constant time. Never logged.",
+        ),
+    ] = None
+    http_allow_public: Annotated[
+        bool,
+        Field(
+            description="Let the HTTP service listen on a non-loopback address without HTTP_TOKEN (behind "
+            "an authenticating proxy of your own).",
+        ),
+    ] = False
+    http_queue_size: Annotated[
+        int,
+        Field(
+            ge=1,
+            description="Jobs the HTTP service holds waiting beside the CONCURRENCY running ones; past it "
+            "/run and /runsync answer 429 with Retry-After.",
+        ),
+    ] = 100
+    http_result_ttl: Annotated[
+        float,
+        Field(
+            gt=0,
+            description="Seconds the HTTP service keeps a finished job (status, result and its result "
+            "file); then /status answers 404.",
+        ),
+    ] = 1800.0
+    http_shutdown_grace: Annotated[
+        float,
+        Field(
+            ge=0,
+            description="Seconds running jobs get to finish after SIGTERM before they are cancelled; "
+            "queued jobs are cancelled at once and new ones refused (503).",
+        ),
+    ] = 30.0
+    webhook_secret: Annotated[
+        SecretStr | None,
+        Field(
+            description="Key of the HMAC-SHA256 signature on webhook POSTs "
+            "(`X-Comfy-Serverless-Signature`); unset, webhooks are sent unsigned. Never logged.",
+        ),
+    ] = None
+    webhook_attempts: Annotated[
+        int,
+        Field(
+            ge=1,
+            le=20,
+            description="Attempts to deliver a job's webhook, 1 s apart and doubling; a 2xx answer ends "
+            "them, and so does a 4xx other than 408 and 429.",
+        ),
+    ] = 5
 
     # --- Logging ---------------------------------------------------------------------------------
     log_level: Annotated[str, Field(description="Worker log level (DEBUG, INFO, WARNING, ERROR).")] = "INFO"

@@ -267,3 +267,32 @@ def test_comfyui_gets_exactly_its_releases_requirements() -> None:
     assert "pip install -r /comfyui/requirements.txt" in comfy_step
     assert "grep -qiE '^torchaudio" in comfy_step  # only when the release lists it
     assert ">> /etc/comfy-serverless/constraints.txt" in comfy_step  # its own pins constrain later installs
+
+
+def test_compose_http_profile_runs_the_same_image_as_an_http_service() -> None:
+    compose = load(COMPOSE)
+    worker, http = compose["services"]["worker"], compose["services"]["worker-http"]
+    assert http["profiles"] == ["http"]
+    assert http["build"] == worker["build"] and http["image"] == worker["image"]
+    assert "command" not in http  # start.sh picks the mode from WORKER_MODE
+    env = http["environment"]
+    assert env["WORKER_MODE"] == "http"
+    assert env["HTTP_TOKEN"] == "${HTTP_TOKEN:-}"  # unset: the service refuses the published port
+    assert http["ports"] == ["${HTTP_PORT:-8080}:8000"]
+    assert http["volumes"] == worker["volumes"]
+    assert "/ready" in " ".join(http["healthcheck"]["test"])
+    grace = int(env["HTTP_SHUTDOWN_GRACE"].split(":-")[1].rstrip("}"))
+    assert int(http["stop_grace_period"].rstrip("s")) > grace
+    assert http["deploy"] == worker["deploy"]
+
+
+def test_circleci_deploys_the_modal_app_on_release_tags_with_tokens_from_a_context() -> None:
+    config = load(CIRCLECI)
+    commands = [s["run"]["command"] for s in config["jobs"]["modal-deploy"]["steps"] if isinstance(s, dict)]
+    assert commands[-1].endswith("modal deploy deploy/modal_app.py")
+    jobs = config["workflows"]["ci"]["jobs"]
+    deploy = next(j["modal-deploy"] for j in jobs if "modal-deploy" in j)
+    builds = [j["build-and-push"] for j in jobs if "build-and-push" in j]
+    assert deploy["context"] == ["modal"] and deploy["requires"] == ["test"]
+    assert deploy["filters"] == builds[0]["filters"]  # the same release tags as the image builds
+    assert "MODAL_TOKEN_ID" not in str(config["jobs"]["modal-deploy"])  # from the context only

@@ -105,3 +105,29 @@ def test_script_never_imports_torch_or_checks_the_gpu_itself() -> None:
     assert "torch" not in code
     assert "nvidia-smi" not in code
     assert os.access(START, os.X_OK)
+
+
+def test_http_mode_serves_on_all_interfaces_with_comfyui_left_on_loopback(sandbox: dict[str, Path]) -> None:
+    pid, record = run_start(sandbox, WORKER_MODE="http")
+    assert record["argv"] == ["-m", "comfy_serverless.cli", "serve", "--host", "0.0.0.0", "--port", "8000"]
+    assert record["pid"] == pid  # exec: SIGTERM reaches the service, which drains its jobs
+    assert record["env"]["COMFYUI_EXTRA_MODEL_PATHS"] == str(sandbox["config"] / "extra_model_paths.yaml")
+    assert "COMFYUI_URL" not in record["env"]  # the service starts ComfyUI itself, on 127.0.0.1
+    _, record = run_start(sandbox, WORKER_MODE="http", HTTP_HOST="127.0.0.1", HTTP_PORT="9100")
+    assert record["argv"][-4:] == ["--host", "127.0.0.1", "--port", "9100"]
+    _, record = run_start(sandbox, WORKER_MODE="runpod")
+    assert record["argv"] == ["-m", "comfy_serverless"]
+
+
+def test_an_unknown_mode_stops_before_starting_anything(sandbox: dict[str, Path]) -> None:
+    env = {
+        "PATH": f"{sandbox['bin']}:/usr/bin:/bin",
+        "WORKER_PYTHON": str(sandbox["python"]),
+        "COMFY_SERVERLESS_CONFIG_DIR": str(sandbox["config"]),
+        "TMPDIR": str(sandbox["tmp"]),
+        "WORKER_MODE": "pod",
+    }
+    result = subprocess.run(["bash", str(START)], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr == "WORKER_MODE=pod is not a mode: use runpod (the default) or http\n"
+    assert not sandbox["record"].exists()

@@ -33,15 +33,23 @@ def free_port() -> int:
 class WorkerProcess:
     """One worker process with its log captured."""
 
-    def __init__(self, env: Mapping[str, str], args: list[str], cwd: Path | None = None):
-        full_env = dict(os.environ)
+    def __init__(
+        self,
+        env: Mapping[str, str],
+        args: list[str],
+        cwd: Path | None = None,
+        *,
+        module: str = "comfy_serverless",
+        base_env: Mapping[str, str] | None = None,
+    ):
+        full_env = dict(os.environ if base_env is None else base_env)
         full_env.update(env)
         full_env.setdefault("PYTHONUNBUFFERED", "1")
         self.env = full_env
         self.args = args
-        self.log: deque[str] = deque(maxlen=5000)
+        self.log: deque[str] = deque(maxlen=20000)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "comfy_serverless", *args],
+            [sys.executable, "-m", module, *args],
             env=full_env,
             cwd=cwd or REPO,
             stdout=subprocess.PIPE,

@@ -10,6 +10,7 @@ worker itself is ``python -m comfy_serverless``).
     comfy-serverless templates                       # list the templates
     comfy-serverless templates ltx2_t2v              # one template's JSON Schema
     comfy-serverless templates --write-schemas schemas/templates
+    comfy-serverless serve [--host H] [--port P]     # the worker as an HTTP service
 
 ``run``, ``status``, ``cancel`` and ``validate`` take ``--json``: one JSON object on standard output
 (job id, status, outputs with the paths they were saved to, timings; ``error``, ``error_type`` and
@@ -30,7 +31,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from . import jobs, tools
+from . import jobs, serve, tools
 from .common import EXIT_CODES_TEXT, CommandError, ExitCode, error_fields, fail, write_json
 from .tools import schema_text
 
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     jobs.add_parsers(sub)
     tools.add_parsers(sub)
+    serve.add_parsers(sub)
     return parser
 
 
