@@ -38,6 +38,7 @@ from .auth import BearerAuth, ServiceError
 from .events import KEEP_ALIVE, last_event_id, sse_event
 from .jobs import Job, JobRequest, JobService, NotAccepting, QueueFull, ResultFiles, Status
 from .metrics import ServiceMetrics
+from .remote import RemoteWorker
 from .webhooks import WebhookSender
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,7 @@ def start_worker(settings: Settings) -> Worker:
 class ServiceRuntime:
     """Everything that lives from the application's start to its end."""
 
-    def __init__(self, settings: Settings, worker: Worker | None):
+    def __init__(self, settings: Settings, worker: Worker | RemoteWorker | None):
         self.settings = settings
         self.worker = worker
         self._owns_worker = worker is None
@@ -88,6 +89,8 @@ class ServiceRuntime:
         self._metrics: ServiceMetrics | None = None
         self._webhooks: WebhookSender | None = None
         self._stopped = False
+        #: The templates, read here when the jobs run elsewhere (else the worker core's own).
+        self.remote_templates: TemplateCatalog | None = None
 
     @property
     def started_service(self) -> JobService | None:
@@ -112,6 +115,8 @@ class ServiceRuntime:
 
     @property
     def comfyui_ready(self) -> bool:
+        if isinstance(self.worker, RemoteWorker):
+            return True  # ComfyUI runs on the remote side, started there on demand
         supervisor = self.worker.supervisor if self.worker is not None else None
         return supervisor is not None and supervisor.is_ready
 
@@ -135,6 +140,10 @@ class ServiceRuntime:
         if self.worker is None:
             self.worker = await asyncio.to_thread(start_worker, self.settings)
         worker = self.worker
+        if isinstance(worker, RemoteWorker):
+            self.remote_templates = await asyncio.to_thread(
+                TemplateCatalog.load, [self.settings.builtin_templates_dir, self.settings.templates_dir]
+            )
         self._metrics = ServiceMetrics(
             queue_depth=lambda: self._service.queue_depth if self._service else 0,
             running=lambda: self._service.running if self._service else 0,
@@ -180,7 +189,7 @@ class ServiceRuntime:
             if self._service is not None:
                 await self._service.close()
         finally:
-            if self._owns_worker and self.worker is not None:
+            if self._owns_worker and isinstance(self.worker, Worker):
                 await asyncio.to_thread(self.worker.stop)
                 log.info("ComfyUI and the worker core stopped")
 
@@ -201,9 +210,10 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "invalid request: " + "; ".join(problems)
 
 
-def create_app(settings: Settings | None = None, *, worker: Worker | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, worker: Worker | RemoteWorker | None = None) -> FastAPI:
     """The HTTP service. Without ``worker`` it starts its own (and ComfyUI) when the application starts
-    and stops it when the application stops."""
+    and stops it when the application stops; a :class:`~.remote.RemoteWorker` runs the jobs elsewhere
+    (the Modal app's GPU containers)."""
     settings = settings or Settings()
     runtime = ServiceRuntime(settings, worker)
 
@@ -439,7 +449,9 @@ def create_app(settings: Settings | None = None, *, worker: Worker | None = None
 
 
 def _catalog(runtime: ServiceRuntime) -> TemplateCatalog:
-    runner = runtime.worker.runner if runtime.worker is not None else None
+    if runtime.remote_templates is not None:
+        return runtime.remote_templates
+    runner = runtime.worker.runner if isinstance(runtime.worker, Worker) else None
     if runner is None:
         raise ServiceError(503, "the service is starting")
     return runner.templates
