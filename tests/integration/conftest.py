@@ -1,6 +1,7 @@
 """The integration suite runs every test against each ComfyUI backend:
 
-- ``emulator``: the ComfyUI test double in tests/emulator, always;
+- ``emulator``: the ComfyUI test double in tests/emulator (ComfyUI 0.8.0's protocol), always;
+- ``emulator-0.38``: its profile of the newer protocol (tests/emulator/versions/0.38), always;
 - ``real``: a real ComfyUI checkout when ``COMFYUI_DIR`` is set (CI sets it; ``COMFYUI_PYTHON`` names
   its interpreter), otherwise skipped with the reason.
 
@@ -86,36 +87,6 @@ def _make_models(root: Path, python: str | None, real: bool) -> None:
     (root / "extra_model_paths.yaml").write_text(
         f"tests:\n  base_path: {root}\n  upscale_models: upscale_models\n  checkpoints: checkpoints\n"
     )
-
-
-#: Modules whose subject differs between ComfyUI versions (how prompts are stopped, validation errors,
-#: output lists, node definitions, crashes and restarts): they also run against the newer-protocol
-#: emulator. The rest test the worker's own plumbing (delivery, storage, inputs, command line, client,
-#: concurrency), which talks to ComfyUI only through comfy/ and runs on 0.8.0 and the real server.
-NEWER_PROTOCOL_MODULES = frozenset(
-    {
-        "test_bad_input_corpus",
-        "test_comfyui_versions",
-        "test_editor_workflows",
-        "test_model_errors",
-        "test_outputs",
-        "test_reliability",
-        "test_templates",
-        "test_timeout_cancel",
-    }
-)
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    keep, drop = [], []
-    for item in items:
-        callspec = getattr(item, "callspec", None)
-        on_newer = callspec is not None and callspec.params.get("backend") == "emulator-0.38"
-        module = getattr(getattr(item, "module", None), "__name__", "").rsplit(".", 1)[-1]
-        (drop if on_newer and module not in NEWER_PROTOCOL_MODULES else keep).append(item)
-    if drop:
-        config.hook.pytest_deselected(items=drop)
-        items[:] = keep
 
 
 @pytest.fixture(scope="session", params=["emulator", "emulator-0.38", "real"])
