@@ -27,6 +27,7 @@ from ..delivery.storage import StorageConfig
 from ..errors import JobError
 from ..jobs.runner import ProgressReport
 from .events import ProgressThrottle
+from .jobs import JobWorker
 
 log = logging.getLogger(__name__)
 
@@ -118,19 +119,8 @@ class RemoteWorker:
             log.warning("Progress of job %s stopped arriving: %s", job_id, exc)
 
 
-class _CoreWorker(Protocol):
-    async def run_job(
-        self,
-        job_id: str,
-        raw_input: Any,
-        on_progress: ProgressReport | None = None,
-        *,
-        storage: StorageConfig | None = None,
-    ) -> dict[str, Any]: ...
-
-
 async def run_remote(
-    worker: _CoreWorker,
+    worker: JobWorker,
     job_id: str,
     raw_input: Any,
     storage: StorageConfig | None,
