@@ -512,7 +512,9 @@ class JobRunner:
         if kind is FailureKind.GPU_FAULT:
             # The CUDA context is lost: every later prompt on this GPU fails the same way. RunPod
             # replaces the worker; where nobody does (local, HTTP service), a fresh ComfyUI starts.
-            self._in_background(
+            # Awaited (the old process is stopped and the new boot begun before this job answers), so
+            # a job arriving right after cannot reach the broken ComfyUI.
+            await to_the_end(
                 self.supervisor.restart(f"CUDA reported an unrecoverable error in node {failure.node_id}")
             )
             return GpuFaultError(
