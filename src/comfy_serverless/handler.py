@@ -3,11 +3,8 @@ to RunPod on the way, and ``refresh_worker`` when ComfyUI cannot be brought back
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import os
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -17,6 +14,7 @@ from runpod.serverless.modules.rp_http import send_result
 from .delivery.storage import StorageConfig
 from .errors import JobError
 from .logs import job_id_var
+from .progress import ProgressThrottle
 from .settings import Settings
 from .worker import Worker
 
@@ -25,60 +23,38 @@ log = logging.getLogger(__name__)
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
-class ProgressReporter:
-    """Sends a job's progress to RunPod at most once per interval, newest state only.
+class RunPodProgress:
+    """Sends a job's progress to RunPod's ``/status``, throttled by :class:`ProgressThrottle` (newest
+    state only, at most once per interval, none for jobs shorter than one).
 
-    Reports are sent by one task per job that is awaited before the job returns, so no report can
-    arrive after the result (the SDK's own ``progress_update`` fires from detached threads and can).
-    Jobs shorter than one interval send none. Locally (no RunPod endpoint) reports are only logged."""
+    Reports go out one at a time from one task that :meth:`stop` ends before the job returns, so no
+    report can arrive after the result (the SDK's own ``progress_update`` fires from detached threads
+    and can). Locally (no RunPod endpoint) reports are only logged."""
 
     def __init__(self, job: dict[str, Any], interval: float):
         self.job = job
-        self.interval = interval
-        self.loop = asyncio.get_running_loop()
         self.enabled = bool(os.environ.get("RUNPOD_WEBHOOK_POST_OUTPUT"))
-        self.sent = 0
-        self._latest: dict[str, Any] | None = None
-        self._wakeup = asyncio.Event()
-        self._started = time.monotonic()
-        self._task: asyncio.Task[None] | None = None
+        self._session: AsyncClientSession | None = None
+        self.throttle = ProgressThrottle(interval, self._send)
 
     def offer(self, progress: dict[str, Any]) -> None:
         """Called from the core's thread with each progress snapshot."""
-        self.loop.call_soon_threadsafe(self._take, progress)
+        self.throttle.offer(progress)
 
-    def _take(self, progress: dict[str, Any]) -> None:
-        self._latest = progress
-        self._wakeup.set()
-        if self._task is None:
-            self._task = self.loop.create_task(self._send_loop())
-
-    async def _send_loop(self) -> None:
-        session: AsyncClientSession | None = None
-        try:
-            await asyncio.sleep(max(0.0, self.interval - (time.monotonic() - self._started)))
-            while True:
-                await self._wakeup.wait()
-                self._wakeup.clear()
-                progress, self._latest = self._latest, None
-                if progress is not None:
-                    if self.enabled:
-                        session = session or AsyncClientSession()
-                        await send_result(session, {"status": "IN_PROGRESS", "output": progress}, self.job)
-                    else:
-                        log.debug("progress %s", progress)
-                    self.sent += 1
-                await asyncio.sleep(self.interval)
-        finally:
-            if session is not None:
-                await session.close()
+    async def _send(self, progress: dict[str, Any]) -> None:
+        if not self.enabled:
+            log.debug("progress %s", progress)
+            return
+        self._session = self._session or AsyncClientSession()
+        await send_result(self._session, {"status": "IN_PROGRESS", "output": progress}, self.job)
 
     async def stop(self) -> None:
         """Stop reporting; returns once no report is in flight."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        try:
+            await self.throttle.stop()
+        finally:
+            if self._session is not None:
+                await self._session.close()
 
 
 def make_concurrency_modifier(settings: Settings) -> Callable[[int], int]:
@@ -96,7 +72,7 @@ def make_handler(worker: Worker) -> Handler:
     async def handler(job: dict[str, Any]) -> dict[str, Any]:
         job_id = str(job.get("id") or "local")
         job_id_var.set(job_id)
-        reporter = ProgressReporter(job, worker.settings.progress_interval)
+        reporter = RunPodProgress(job, worker.settings.progress_interval)
         try:
             # RunPod passes a caller's own bucket beside the input (s3Config); its secret stays in
             # the StorageConfig, never in a log or an error.

@@ -31,8 +31,8 @@ from ..delivery.storage import StorageConfig
 from ..errors import JobError
 from ..jobs.runner import ProgressReport
 from ..logs import job_id_var
+from ..progress import ProgressThrottle, Snapshot
 from ..settings import Settings
-from .events import ProgressThrottle, Snapshot
 
 log = logging.getLogger(__name__)
 

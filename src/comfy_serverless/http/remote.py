@@ -26,7 +26,7 @@ from typing import Any, Protocol
 from ..delivery.storage import StorageConfig
 from ..errors import JobError
 from ..jobs.runner import ProgressReport
-from .events import ProgressThrottle
+from ..progress import ProgressThrottle
 from .jobs import JobWorker
 
 log = logging.getLogger(__name__)
@@ -129,27 +129,20 @@ async def run_remote(
 ) -> dict[str, Any]:
     """Run one job on this machine's worker core; the answer :class:`RemoteWorker` reads. Progress goes
     out through ``send_progress``, newest snapshot only, at most once per ``interval`` seconds, in
-    order (one sender)."""
-    outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    throttle = ProgressThrottle(interval, outbox.put_nowait)
+    order."""
 
-    async def sender() -> None:
-        while True:
-            snapshot = await outbox.get()
-            try:
-                await send_progress(snapshot)
-            except Exception as exc:  # progress informs; losing it must not fail the job
-                log.warning("Could not send progress of job %s: %s", job_id, exc)
+    async def send(snapshot: dict[str, Any]) -> None:
+        try:
+            await send_progress(snapshot)
+        except Exception as exc:  # progress informs; losing it must not fail the job
+            log.warning("Could not send progress of job %s: %s", job_id, exc)
 
-    sending = asyncio.create_task(sender())
+    throttle = ProgressThrottle(interval, send)
     try:
         try:
             output = await worker.run_job(job_id, raw_input, throttle.offer, storage=storage)
         finally:
             await throttle.stop()
-            sending.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sending
     except JobError as exc:
         answer: dict[str, Any] = {"error": exc.to_dict()}
         if exc.refresh_worker:
